@@ -1,0 +1,151 @@
+"""Typed, frozen configuration: one dataclass per concern, loaded from YAML + overrides.
+
+A run's configuration has four sections::
+
+    data:  DataConfig    which images, how they are split and binarised
+    model: <family>Config   chosen by ``model.name`` through the model registry
+    train: TrainConfig   optimiser, schedule, epochs, checkpoints, seeds
+    eval:  EvalConfig    which metrics and their protocol (e.g. IWAE k)
+
+Unknown keys and invalid values raise :class:`~genlab.errors.ConfigError` listing what is valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from genlab.config_parse import apply_override, load_yaml, parse_dataclass, to_dict
+from genlab.errors import ConfigError
+
+Binarize = Literal["dynamic", "static", "threshold", "none"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how the model sees them.
+
+    ``binarize``: ``dynamic`` resamples every pixel ~ Bernoulli(intensity) at each batch;
+    ``static`` samples once with ``binarize_seed``; ``threshold`` uses intensity > ``threshold``;
+    ``none`` keeps the 256 grey levels. Validation and test splits are always fixed: static
+    with ``binarize_seed`` for dynamic/static training, so numbers compare across runs.
+    """
+
+    name: str = "digits"
+    path: str | None = None  # data dir for idx/cifar10 sources; the folder or .npz file otherwise
+    mirror: str | None = None  # base URL replacing a dataset's official download location
+    download: bool = True
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    binarize: Binarize = "dynamic"
+    threshold: float = 0.5
+    binarize_seed: int = 0
+    image_size: int | None = None  # folder source: resize to image_size x image_size
+    grayscale: bool = False  # folder source: convert to one channel
+    test_fraction: float = 0.1  # folder/npz sources without their own test split
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"data.test_fraction must be in (0, 1), got {self.test_fraction}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"data.threshold must be in [0, 1], got {self.threshold}")
+        if self.image_size is not None and self.image_size < 1:
+            raise ConfigError(f"data.image_size must be a positive integer, got {self.image_size}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation loop (shared by every family)."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = 1e-3
+    betas: tuple[float, ...] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    schedule: Literal["constant", "cosine", "step"] = "constant"
+    warmup_steps: int = 0
+    step_size_epochs: int = 10  # schedule=step: decay every this many epochs
+    step_gamma: float = 0.5
+    grad_clip: float | None = None  # max global grad norm
+    early_stopping_patience: int | None = None  # epochs without validation improvement
+    checkpoint_every: int = 1  # epochs between training-state checkpoints
+    seed: int = 0
+    threads: int | None = None  # torch.set_num_threads; None keeps torch's default
+    progress: bool = True
+    max_steps: int | None = None  # stop after this many optimisation steps (for smoke runs)
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "batch_size", "checkpoint_every", "step_size_epochs"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr must be positive, got {self.lr}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"train.betas must be two numbers in [0, 1), got {list(self.betas)}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"train.grad_clip must be positive or null, got {self.grad_clip}")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ConfigError("train.early_stopping_patience must be >= 1 or null")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"train.max_steps must be >= 1 or null, got {self.max_steps}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The evaluation protocol; metric names carry these settings (e.g. ``nll_iwae_k1000``)."""
+
+    metrics: tuple[str, ...] = ("elbo", "nll", "recon_error")
+    iwae_k: int = 1000
+    batch_size: int = 100  # test images per batch; IWAE splits each batch's k samples further
+    seed: int = 1234
+    max_images: int | None = None  # evaluate on the first N test images only (quick checks)
+
+    def __post_init__(self) -> None:
+        if self.iwae_k < 1:
+            raise ConfigError(f"eval.iwae_k must be >= 1, got {self.iwae_k}")
+        if self.batch_size < 1:
+            raise ConfigError(f"eval.batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole run. ``model`` stays a mapping here; the family's own config parses it."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "vae"})
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    runs_dir: str = "runs"
+
+
+def load_run_config(
+    path: str | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> RunConfig:
+    """Load a YAML config (or the defaults) and apply ``a.b=c`` overrides; validate everything."""
+    tree: dict[str, Any] = load_yaml(path) if path else {}
+    for assignment in overrides:
+        apply_override(tree, assignment)
+    return run_config_from_dict(tree)
+
+
+def run_config_from_dict(tree: dict[str, Any]) -> RunConfig:
+    config = parse_dataclass(RunConfig, tree, "")
+    model = dict(config.model)
+    model.setdefault("name", "vae")
+    # Validate the model section now, so a bad key fails before any data is touched.
+    from genlab.models import parse_model_config
+
+    parse_model_config(model)
+    return RunConfig(config.data, model, config.train, config.eval, config.runs_dir)
+
+
+def run_config_to_dict(config: RunConfig) -> dict[str, Any]:
+    """The fully resolved config, model section included, as plain values."""
+    from genlab.models import parse_model_config
+
+    tree = to_dict(config)
+    tree["model"] = {"name": config.model["name"], **to_dict(parse_model_config(config.model))}
+    return tree

@@ -1,0 +1,170 @@
+"""The metric registry. Every metric has one signature::
+
+    metric.compute(model, batches, info, cfg, generator) -> MetricResult
+
+and a name that carries its protocol (``nll_iwae_k1000``, ``nll_exact``, ``elbo``). A metric
+that does not apply to a model says why in :meth:`Metric.not_applicable`, never a number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from genlab.config import EvalConfig
+from genlab.evaluation.bits import bits_per_dim
+from genlab.models.base import (
+    DataInfo,
+    GenerativeModel,
+    SupportsElbo,
+    SupportsLikelihood,
+    SupportsReconstruct,
+    SupportsReconstructionLikelihood,
+)
+from genlab.registry import Registry
+
+Batches = Callable[[], Iterable[torch.Tensor]]  # a fresh pass over the evaluation images
+
+
+@dataclass
+class MetricResult:
+    name: str
+    value: float
+    unit: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "unit": self.unit, **self.details}
+
+
+class Metric:
+    description: str = ""
+
+    def not_applicable(self, model: GenerativeModel) -> str | None:
+        """None if the metric applies to ``model``, else the reason it does not."""
+        return None
+
+    def compute(
+        self,
+        model: GenerativeModel,
+        batches: Batches,
+        info: DataInfo,
+        cfg: EvalConfig,
+        generator: torch.Generator,
+        progress: Callable[[Iterable[Any]], Iterable[Any]],
+    ) -> MetricResult:
+        raise NotImplementedError
+
+
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def _mean_and_sem(values: torch.Tensor) -> tuple[float, float]:
+    values = values.double()
+    sem = values.std().item() / math.sqrt(values.numel()) if values.numel() > 1 else 0.0
+    return values.mean().item(), sem
+
+
+@dataclass
+class NegativeLogLikelihood(Metric):
+    description = (
+        "-log p(x) on the test set in nats and bits/dim: exact for autoregressive models, the "
+        "IWAE bound with eval.iwae_k samples for VAEs (named nll_iwae_k<K>)"
+    )
+
+    def not_applicable(self, model: GenerativeModel) -> str | None:
+        if not isinstance(model, SupportsLikelihood):
+            return f"the {model.family} family defines no likelihood"
+        return None
+
+    def compute(self, model, batches, info, cfg, generator, progress):  # noqa: ANN001, ANN201
+        values, mc_var = [], []
+        kind = "exact"
+        for x in progress(batches()):
+            result = model.log_likelihood(x, k=cfg.iwae_k, generator=generator)  # type: ignore[attr-defined]
+            kind = result.kind
+            values.append(-result.values.double())
+            if result.stderr is not None:
+                mc_var.append(result.stderr.double().square())
+        nll = torch.cat(values)
+        mean, sem_images = _mean_and_sem(nll)
+        name = {"exact": "nll_exact", "iwae_bound": f"nll_iwae_k{cfg.iwae_k}"}.get(
+            kind, f"nll_{kind}"
+        )
+        details: dict[str, Any] = {
+            "kind": kind,
+            "bits_per_dim": bits_per_dim(mean, info.num_dims),
+            "stderr_images": sem_images,
+            "images": nll.numel(),
+        }
+        if kind == "iwae_bound":
+            details["k"] = cfg.iwae_k
+            details["stderr_mc"] = math.sqrt(torch.cat(mc_var).sum().item()) / nll.numel()
+        return MetricResult(name, mean, "nats", details)
+
+
+@dataclass
+class Elbo(Metric):
+    description = "test ELBO in nats (higher is better) with its reconstruction and KL terms"
+
+    def not_applicable(self, model: GenerativeModel) -> str | None:
+        if not isinstance(model, SupportsElbo):
+            return f"the {model.family} family has no evidence lower bound"
+        return None
+
+    def compute(self, model, batches, info, cfg, generator, progress):  # noqa: ANN001, ANN201
+        parts: dict[str, list[torch.Tensor]] = {"elbo": [], "recon": [], "kl": []}
+        for x in progress(batches()):
+            terms = model.elbo_terms(x, generator=generator)  # type: ignore[attr-defined]
+            for key in parts:
+                parts[key].append(terms[key].double())
+        elbo = torch.cat(parts["elbo"])
+        mean, sem = _mean_and_sem(elbo)
+        return MetricResult(
+            "elbo",
+            mean,
+            "nats",
+            {
+                "recon_nats": torch.cat(parts["recon"]).mean().item(),
+                "kl_nats": torch.cat(parts["kl"]).mean().item(),
+                "bits_per_dim": bits_per_dim(-mean, info.num_dims),
+                "stderr_images": sem,
+                "samples_per_image": 1,
+                "images": elbo.numel(),
+            },
+        )
+
+
+@dataclass
+class ReconstructionError(Metric):
+    description = (
+        "reconstruction from the code (posterior mean for a VAE): mean squared error per pixel "
+        "in [0, 1] units, and -log p(x | z=mean) in nats when the model has a likelihood"
+    )
+
+    def not_applicable(self, model: GenerativeModel) -> str | None:
+        if not isinstance(model, SupportsReconstruct):
+            return f"the {model.family} family does not reconstruct its input"
+        return None
+
+    def compute(self, model, batches, info, cfg, generator, progress):  # noqa: ANN001, ANN201
+        squared, nll = [], []
+        for x in progress(batches()):
+            recon = model.reconstruct(x)  # type: ignore[attr-defined]
+            squared.append((recon - x).double().square().flatten(1).mean(1))
+            if isinstance(model, SupportsReconstructionLikelihood):
+                nll.append(-model.reconstruction_log_prob(x).double())
+        mse, sem = _mean_and_sem(torch.cat(squared))
+        details: dict[str, Any] = {"stderr_images": sem, "code": "posterior mean"}
+        if nll:
+            details["nll_given_code_nats"] = torch.cat(nll).mean().item()
+        return MetricResult("recon_mse", mse, "per pixel", details)
+
+
+METRICS.register("nll")(NegativeLogLikelihood())
+METRICS.register("elbo")(Elbo())
+METRICS.register("recon_error")(ReconstructionError())

@@ -1,0 +1,1 @@
+"""Run folders, image grids and reports."""

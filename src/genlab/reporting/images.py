@@ -1,0 +1,44 @@
+"""Image grids as PNG files."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+MIN_TILE = 32  # small images (8x8 digits) are enlarged to at least this many pixels
+
+
+def grid_array(images: torch.Tensor, ncol: int | None = None, pad: int = 2) -> np.ndarray:
+    """Tile (N, C, H, W) images in [0, 1] into one uint8 (rows*H', cols*W', C) array."""
+    images = images.detach().cpu().float().clamp(0, 1)
+    n, c, h, w = images.shape
+    scale = max(1, math.ceil(MIN_TILE / max(h, w)))
+    if scale > 1:
+        images = images.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
+        h, w = h * scale, w * scale
+    ncol = ncol or max(1, math.ceil(math.sqrt(n)))
+    nrow = math.ceil(n / ncol)
+    canvas = torch.ones(c, nrow * (h + pad) + pad, ncol * (w + pad) + pad)
+    for i in range(n):
+        r, col = divmod(i, ncol)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        canvas[:, top : top + h, left : left + w] = images[i]
+    array = (canvas * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()  # (H', W', C)
+    return array
+
+
+def save_grid(images: torch.Tensor, path: str | Path, ncol: int | None = None) -> Path:
+    """Write images (N, C, H, W) in [0, 1] as a PNG grid; the file appears atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = grid_array(images, ncol)
+    picture = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    tmp = path.with_name(path.name + ".tmp")
+    picture.save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,113 @@
+"""Training-state checkpoints: nested state (tensors + plain values) in ONE safetensors file.
+
+Tensors are stored as safetensors tensors, everything else (dict keys of any JSON type,
+numbers, strings, lists) as JSON in the file's metadata, so nothing is ever unpickled.
+Files are written to a temporary name and moved into place with ``os.replace``; a pointer
+file ``latest`` names the newest complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from genlab.errors import RunError
+
+POINTER = "latest"
+_META_KEY = "genlab_state"
+
+
+def _encode(node: Any, tensors: dict[str, torch.Tensor], path: str) -> Any:
+    if isinstance(node, torch.Tensor):
+        key = f"t{len(tensors)}"
+        tensors[key] = node.detach().cpu().contiguous().clone()
+        return {"__tensor__": key}
+    if isinstance(node, dict):
+        return {
+            "__dict__": [
+                [_encode_key(k), _encode(v, tensors, f"{path}.{k}")] for k, v in node.items()
+            ]
+        }
+    if isinstance(node, tuple):
+        return {"__tuple__": [_encode(v, tensors, path) for v in node]}
+    if isinstance(node, list):
+        return [_encode(v, tensors, path) for v in node]
+    if node is None or isinstance(node, (bool, int, float, str)):
+        return node
+    raise TypeError(f"cannot checkpoint {type(node).__name__} at {path}")
+
+
+def _encode_key(key: Any) -> Any:
+    if isinstance(key, (str, int)) and not isinstance(key, bool):
+        return key
+    raise TypeError(f"cannot checkpoint dict key {key!r}")
+
+
+def _decode(node: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(node, dict):
+        if "__tensor__" in node:
+            return tensors[node["__tensor__"]]
+        if "__tuple__" in node:
+            return tuple(_decode(v, tensors) for v in node["__tuple__"])
+        return {k: _decode(v, tensors) for k, v in node["__dict__"]}
+    if isinstance(node, list):
+        return [_decode(v, tensors) for v in node]
+    return node
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically (temporary file + ``os.replace``)."""
+    tensors: dict[str, torch.Tensor] = {}
+    structure = _encode(state, tensors, "state")
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(structure)})
+    os.replace(tmp, path)
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+        structure = json.loads(metadata[_META_KEY])
+    except (OSError, SafetensorError, KeyError, json.JSONDecodeError) as exc:
+        raise RunError(f"{path}: not a readable genlab checkpoint ({exc})") from None
+    return _decode(structure, tensors)
+
+
+def write_checkpoint(folder: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
+    """Save a checkpoint for ``step``, point ``latest`` at it, keep the newest ``keep`` files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"state-{step:09d}.safetensors"
+    save_state(path, state)
+    atomic_write_bytes(folder / POINTER, (path.name + "\n").encode())
+    for old in sorted(folder.glob("state-*.safetensors"))[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    pointer = folder / POINTER
+    if not pointer.exists():
+        return None
+    path = folder / pointer.read_text().strip()
+    if not path.exists():
+        raise RunError(f"{pointer} names {path.name}, which is missing; the run folder is damaged")
+    return path
