@@ -129,7 +129,9 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {assignment!r}: value is not valid YAML ({exc})") from None
+        raise ConfigError(
+            f"override {assignment!r}: value is not valid YAML ({_one_line(exc)})"
+        ) from None
     value = _yaml_float(value, raw)
     node = tree
     for key in keys[:-1]:
@@ -152,6 +154,10 @@ def _yaml_float(value: Any, raw: str) -> Any:
     return value
 
 
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
 def load_yaml(path: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as fh:
@@ -159,7 +165,7 @@ def load_yaml(path: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"config file {path!r} does not exist") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path!r} is not valid YAML: {exc}") from None
+        raise ConfigError(f"config file {path!r} is not valid YAML: {_one_line(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

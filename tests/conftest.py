@@ -1,0 +1,24 @@
+import pytest
+
+from genlab.config import load_run_config
+
+TINY = [
+    "data.name=digits",
+    "model.hidden=[32]",
+    "model.latent_dim=4",
+    "train.epochs=2",
+    "train.batch_size=64",
+    "train.progress=false",
+    "eval.iwae_k=20",
+]
+
+
+@pytest.fixture
+def tiny_overrides(tmp_path):
+    """Overrides for a seconds-long VAE run on digits, with run folders under tmp_path."""
+    return [*TINY, f"runs_dir={tmp_path / 'runs'}"]
+
+
+@pytest.fixture
+def tiny_config(tiny_overrides):
+    return load_run_config(None, tiny_overrides)

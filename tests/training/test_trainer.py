@@ -1,0 +1,107 @@
+"""The Trainer: exact resume, divergence handling, early stopping, run-folder contents."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from genlab import api
+from genlab.config import load_run_config
+from genlab.errors import TrainingDiverged
+from genlab.models.vae import VAE
+from genlab.reporting.run_dir import RunDir
+
+
+def weights(run: RunDir) -> dict[str, torch.Tensor]:
+    return load_file(str(run.model_path))
+
+
+def assert_bitwise_equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("stop_at", [7, 23 + 5])  # mid-epoch 1; mid-epoch 2 (23 batches/epoch)
+def test_resume_is_bitwise_identical(tiny_overrides, stop_at):
+    full = api.train(load_run_config(None, tiny_overrides))
+    part = api.train(load_run_config(None, [*tiny_overrides, f"train.max_steps={stop_at}"]))
+    assert part.info()["status"] == "interrupted (max_steps)"
+    assert part.info()["steps"] == stop_at
+    resumed = api.resume(part.path)
+    assert resumed.info()["status"] == "finished"
+    assert_bitwise_equal(weights(full), weights(resumed))
+    state_full = sorted(full.checkpoints.glob("state-*"))[-1]
+    state_resumed = sorted(resumed.checkpoints.glob("state-*"))[-1]
+    assert state_full.name == state_resumed.name
+
+
+def test_resume_with_more_epochs_continues(tiny_overrides):
+    run = api.train(load_run_config(None, [*tiny_overrides, "train.epochs=1"]))
+    api.resume(run.path, ["train.epochs=2"])
+    epochs = [r["epoch"] for r in run.read_metrics() if r["kind"] == "epoch"]
+    assert epochs == [1, 2]
+
+
+def test_run_folder_contents(tiny_config):
+    run = api.train(tiny_config)
+    names = {p.name for p in run.path.iterdir()}
+    assert {
+        "config.json",
+        "run.json",
+        "metrics.jsonl",
+        "checkpoints",
+        "samples",
+        "model.safetensors",
+    } <= names
+    info = json.loads(run.info_path.read_text())
+    assert info["seeds"]["train"] == 0 and info["data_info"] == {"shape": [1, 8, 8], "levels": 2}
+    records = [r for r in run.read_metrics() if r["kind"] == "epoch"]
+    assert len(records) == 2
+    assert {"train/loss", "val/loss", "val/elbo", "images_per_s"} <= set(records[0])
+    assert list(run.samples.glob("train-epoch-*.png"))
+    assert not list(run.path.rglob("*.tmp"))
+    assert run.path.name.startswith("00000-digits-vae")
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_config, monkeypatch):
+    original = VAE.loss
+
+    def loss_that_explodes(self, x, phase, *, generator=None, step=0):
+        terms = original(self, x, phase, generator=generator, step=step)
+        if step >= 30:  # during epoch 2
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(VAE, "loss", loss_that_explodes)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 31 .*state-000000023"):
+        api.train(tiny_config)
+    run = RunDir(
+        next((tiny_config_runs := __import__("pathlib").Path(tiny_config.runs_dir)).iterdir())
+    )
+    assert run.info()["status"] == "diverged"
+    assert (run.checkpoints / "latest").read_text().strip() == "state-000000023.safetensors"
+    assert tiny_config_runs.exists()
+
+
+def test_early_stopping_exports_the_best_weights(tiny_overrides, monkeypatch):
+    from genlab.training.trainer import Trainer
+
+    losses = iter([5.0, 4.0, 4.5, 4.6, 9.0])
+    original = Trainer.validate
+
+    def scripted(self):
+        out = original(self)
+        out["loss"] = next(losses)
+        return out
+
+    monkeypatch.setattr(Trainer, "validate", scripted)
+    cfg = load_run_config(
+        None, [*tiny_overrides, "train.epochs=5", "train.early_stopping_patience=2"]
+    )
+    run = api.train(cfg)
+    info = run.info()
+    assert info["stopped_early"] and info["epochs_completed"] == 4
+    assert info["exported_from"] == "best validation loss 4.0000"
+    assert_bitwise_equal(weights(run), load_file(str(run.checkpoints / "best-model.safetensors")))
