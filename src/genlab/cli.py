@@ -202,7 +202,7 @@ def _list(args: argparse.Namespace) -> int:
     from genlab.models import MODELS
 
     sections = {
-        "models": [(n, (cls.__doc__ or "").strip().splitlines()[0]) for n, cls in MODELS.items()],
+        "models": [(n, cls.description) for n, cls in MODELS.items()],
         "datasets": [(n, src.description) for n, src in DATASETS.items()],
         "metrics": [(n, m.description) for n, m in METRICS.items()],
     }

@@ -62,6 +62,7 @@ class GenerativeModel(nn.Module):
 
     family: ClassVar[str]
     config_class: ClassVar[type]
+    description: ClassVar[str] = ""  # one line, shown by `genlab list`
 
     def __init__(self, config: Any, data_info: DataInfo) -> None:
         super().__init__()

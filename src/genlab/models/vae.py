@@ -72,8 +72,11 @@ def resolve_likelihood(name: str, data_info: DataInfo) -> str:
 
 @MODELS.register("vae")
 class VAE(GenerativeModel):
+    """Variational autoencoder: Gaussian q(z|x), N(0, I) prior, ELBO or IWAE objective."""
+
     family = "vae"
     config_class = VAEConfig
+    description = "variational autoencoder (mlp/conv), ELBO or IWAE objective, IWAE likelihood"
 
     def __init__(self, config: VAEConfig, data_info: DataInfo) -> None:
         super().__init__(config, data_info)
