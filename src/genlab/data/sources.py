@@ -37,7 +37,7 @@ def register(name: str, description: str) -> Callable[[Loader], Loader]:
 
 def to_image_set(images: np.ndarray, labels: np.ndarray | None) -> ImageSet:
     """uint8 (N, H, W) or (N, C, H, W) numpy arrays -> ImageSet."""
-    tensor = torch.from_numpy(np.ascontiguousarray(images))
+    tensor = torch.from_numpy(np.require(images, dtype=np.uint8, requirements=["C", "W"]))
     if tensor.dim() == 3:
         tensor = tensor.unsqueeze(1)
     label_tensor = torch.from_numpy(labels.astype(np.int64)) if labels is not None else None

@@ -10,7 +10,7 @@ import torch
 from genlab.config import DataConfig
 from genlab.data.images import ImageSet
 from genlab.data.sources import DATASETS
-from genlab.data.stream import BatchStream, derived_seed
+from genlab.data.stream import BatchStream, binarize, derived_seed
 from genlab.errors import DataError
 
 _SPLIT_TAGS = {"train": 11, "val": 12, "test": 13}
@@ -44,8 +44,7 @@ class DataSplits:
                 fixed = (images.to(torch.float32) > self.threshold * 255.0).to(torch.uint8)
             else:  # static sample, per split
                 seed = derived_seed(self.binarize_seed, _SPLIT_TAGS[split])
-                noise = torch.rand(images.shape, generator=torch.Generator().manual_seed(seed))
-                fixed = (noise.mul_(255.0) < images).to(torch.uint8)
+                fixed = binarize(images, seed).to(torch.uint8)
             self._fixed[split] = fixed
         return self._fixed[split], 1.0, False
 
@@ -74,9 +73,7 @@ class DataSplits:
         (the training split under dynamic binarisation gets one static draw)."""
         values, scale, dynamic = self._values(split)
         if dynamic:
-            seed = derived_seed(self.binarize_seed, _SPLIT_TAGS[split], 1)
-            noise = torch.rand(values.shape, generator=torch.Generator().manual_seed(seed))
-            return (noise.mul_(255.0) < values).to(torch.float32)
+            return binarize(values, derived_seed(self.binarize_seed, _SPLIT_TAGS[split], 1))
         x = values.to(torch.float32)
         return x.mul_(scale) if scale != 1.0 else x
 

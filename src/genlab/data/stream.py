@@ -17,6 +17,26 @@ from genlab.data.images import ImageSet
 _SHUFFLE, _BINARIZE = 1, 2
 
 
+def uniform_below_255(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n integers uniform on {0, ..., 254}: random bytes, each 255 redrawn (exact rejection).
+
+    With u uniform on {0, ..., 254} and a pixel value p in {0, ..., 255}, P(u < p) = p / 255
+    exactly: one Bernoulli(p / 255) draw per byte, about 3x cheaper than a float draw."""
+    u = np.frombuffer(rng.bytes(n), dtype=np.uint8).copy()
+    redraw = np.flatnonzero(u == 255)
+    while redraw.size:
+        u[redraw] = np.frombuffer(rng.bytes(redraw.size), dtype=np.uint8)
+        redraw = redraw[u[redraw] == 255]
+    return u
+
+
+def binarize(pixels: torch.Tensor, seed: int) -> torch.Tensor:
+    """x ~ Bernoulli(pixels / 255) elementwise for uint8 pixels, as float32 0/1."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    noise = torch.from_numpy(uniform_below_255(rng, pixels.numel())).view(pixels.shape)
+    return (noise < pixels).to(torch.float32)
+
+
 def derived_seed(*parts: int) -> int:
     """A 63-bit seed mixing integers with numpy's SeedSequence (well spread, deterministic)."""
     return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
@@ -70,11 +90,7 @@ class BatchStream:
             index = order[lo:hi] if order is not None else slice(lo, hi)
             pixels = self.values[index]  # uint8 (B, C, H, W)
             if self.dynamic:
-                generator = torch.Generator().manual_seed(
-                    derived_seed(self.seed, epoch, b, _BINARIZE)
-                )
-                noise = torch.rand(pixels.shape, generator=generator)
-                x = (noise.mul_(255.0) < pixels).to(torch.float32)
+                x = binarize(pixels, derived_seed(self.seed, epoch, b, _BINARIZE))
             else:
                 x = pixels.to(torch.float32)
                 if self.scale != 1.0:

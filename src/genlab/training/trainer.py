@@ -75,6 +75,7 @@ class Trainer:
         self._image_count = 0
         self._train_seconds = 0.0
         self._epoch_train_record: dict[str, float] = {}
+        self._bar: Any = None
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -117,6 +118,15 @@ class Trainer:
     def fit(self) -> TrainResult:
         cfg = self.cfg
         interrupted = stopped_early = False
+        per_epoch = len(self.stream)
+        self._bar = tqdm(
+            total=cfg.epochs * per_epoch,
+            initial=self.epoch * per_epoch + self.batch,
+            desc="train",
+            unit="batch",
+            disable=not cfg.progress,
+            dynamic_ncols=True,
+        )
         while self.epoch < cfg.epochs and not (interrupted or stopped_early):
             interrupted = self._run_epoch()
             if interrupted:
@@ -134,6 +144,7 @@ class Trainer:
             last = self.epoch == cfg.epochs or stopped_early
             if self.epoch % cfg.checkpoint_every == 0 or last:
                 self.checkpoint()
+        self._bar.close()
         if interrupted:
             self.checkpoint()
         best = self.best_val if math.isfinite(self.best_val) else None
@@ -144,22 +155,18 @@ class Trainer:
         """Train over the rest of the current epoch; True if max_steps interrupted it."""
         cfg, model = self.cfg, self.model
         model.train()
-        sums: dict[str, torch.Tensor] = {}
+        keys: list[str] = []
+        total: torch.Tensor | None = None
         batches = images = 0
         start = time.perf_counter()
-        bar = tqdm(
-            total=len(self.stream),
-            initial=self.batch,
-            desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-            unit="batch",
-            disable=not cfg.progress,
-            leave=False,
-            dynamic_ncols=True,
-        )
+        bar = self._bar
         for x, _ in self.stream.epoch(self.epoch, self.batch):
             terms = self._train_step(x)
-            for key, value in terms.items():
-                sums[key] = sums[key] + value if key in sums else value.clone()
+            stacked = torch.stack(list(terms.values()))
+            if total is None:
+                keys, total = list(terms), stacked
+            else:
+                total += stacked
             batches += 1
             images += x.shape[0]
             self.batch += 1
@@ -167,7 +174,11 @@ class Trainer:
             bar.update(1)
             if self.step % 20 == 0 or self.batch == len(self.stream):
                 rate = images / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(loss=f"{terms['loss'].item():.3f}", img_s=f"{rate:,.0f}")
+                bar.set_postfix(
+                    epoch=f"{self.epoch + 1}/{cfg.epochs}",
+                    loss=f"{terms['loss'].item():.3f}",
+                    img_s=f"{rate:,.0f}",
+                )
             if self.step % LOG_EVERY == 0:
                 self._log(
                     {
@@ -180,13 +191,11 @@ class Trainer:
                 )
             if cfg.max_steps is not None and self.step >= cfg.max_steps:
                 break
-        bar.close()
         seconds = time.perf_counter() - start
         self._image_count += images
         self._train_seconds += seconds
-        self._epoch_train_record = {
-            f"train/{k}": (v / max(batches, 1)).item() for k, v in sums.items()
-        }
+        means = (total / max(batches, 1)).tolist() if total is not None else []
+        self._epoch_train_record = {f"train/{k}": v for k, v in zip(keys, means, strict=True)}
         self._epoch_train_record.update(
             {
                 "images_per_s": images / seconds if seconds else 0.0,
