@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -14,16 +15,28 @@ from torch import nn
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def matmul_rate(n: int = 4096, repeats: int = 5) -> float:
-    """Best FLOP/s of an n x n fp32 matrix product over ``repeats`` tries (after a warm-up)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
+class MatmulReference:
+    """Samples of the fp32 n x n matrix-product rate, taken between pieces of the measured work
+    so both see the same machine conditions (a shared VM's speed drifts by 20-30%)."""
+
+    def __init__(self, n: int = 4096) -> None:
+        self.n = n
+        self.a, self.b = torch.randn(n, n), torch.randn(n, n)
+        self.a @ self.b  # warm-up
+        self.samples: list[float] = []
+
+    def sample(self, repeats: int = 3) -> None:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            self.a @ self.b
+            self.samples.append(2 * self.n**3 / (time.perf_counter() - start))
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "matmul_gflops_per_s_median": statistics.median(self.samples) / 1e9,
+            "matmul_gflops_per_s_best": max(self.samples) / 1e9,
+            "matmul_samples": len(self.samples),
+        }
 
 
 def linear_flops(module: nn.Module) -> int:

@@ -1,84 +1,119 @@
-"""Downloading a file safely: temporary file, SHA-256 check, then an atomic rename."""
+"""Checksum-verified downloads that never leave a partial file behind."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import os
+import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from genlab.errors import DataError
 
-TIMEOUT_S = 60
-CHUNK = 1 << 16
+TIMEOUT_S = 60.0  # per socket operation (connect, each read)
+_BLOCK = 1 << 16
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def fetch(url: str, dest: Path, *, verify: Callable[[bytes], str | None], progress: bool) -> Path:
-    """Download ``url`` to ``dest``. ``verify(content)`` returns None if the bytes are right,
-    else what is wrong; only then is the file renamed into place. Nothing partial is left."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+def _sha256_gunzipped(path: Path, url: str) -> str:
+    digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out:
-            content = _download(url, out, progress)
-        problem = verify(content)
-        if problem is not None:
+        with gzip.open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(
+            f"{url}: the downloaded file is not valid gzip data ({error}); retry, or check "
+            f"that data.mirror serves the original files"
+        ) from None
+    return digest.hexdigest()
+
+
+def _stream(
+    url: str, out: BinaryIO, name: str, progress: bool, timeout: float
+) -> tuple[int, int | None, str]:
+    """Copy ``url`` into ``out``; (bytes received, Content-Length or None, sha256 of bytes)."""
+    digest, received = hashlib.sha256(), 0
+    request = urllib.request.Request(url, headers={"User-Agent": "genlab"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        header = response.headers.get("Content-Length", "")
+        total = int(header) if header.strip().isdigit() else None
+        with tqdm(
+            total=total,
+            desc=name,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=sys.stderr,
+            disable=not progress,
+            leave=False,
+        ) as bar:
+            while block := response.read(_BLOCK):
+                out.write(block)
+                digest.update(block)
+                received += len(block)
+                bar.update(len(block))
+    return received, total, digest.hexdigest()
+
+
+def fetch(
+    url: str,
+    dest: Path,
+    *,
+    sha256: str,
+    progress: bool,
+    hash_uncompressed: bool = False,
+    timeout: float = TIMEOUT_S,
+) -> Path:
+    """Download ``url`` to ``dest`` if its SHA-256 is ``sha256``; return ``dest``.
+
+    With ``hash_uncompressed`` the checksum is of the gunzipped content (so recompressed
+    copies of a file verify too). The bytes go to a temporary file in ``dest``'s folder that
+    is renamed into place only once verified and is removed on any failure.
+    """
+    dest = Path(dest)
+    manual = f"retry, or download it yourself and place it at {dest}"
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        prefix = f".{dest.name}."
+        handle, temp_name = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=dest.parent)
+    except OSError as error:
+        raise DataError(f"{dest.parent}: cannot write a download there ({error})") from None
+    temp = Path(temp_name)
+    try:
+        try:
+            with os.fdopen(handle, "wb") as out:
+                received, total, got = _stream(url, out, dest.name, progress, timeout)
+        except urllib.error.HTTPError as error:
             raise DataError(
-                f"download of {url} is corrupt: {problem}; it was deleted. Try again, "
-                f"or place the file in {dest.parent} yourself"
+                f"{url}: download failed (HTTP {error.code} {error.reason}); check the URL or "
+                f"data.mirror, or {manual}"
+            ) from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+            reason = getattr(error, "reason", None) or error
+            raise DataError(f"{url}: download failed ({reason}); {manual}") from None
+        if total is not None and received != total:
+            raise DataError(
+                f"{url}: download incomplete (received {received} of {total} bytes before the "
+                f"connection closed); {manual}"
             )
-        os.replace(tmp, dest)
-        return dest
+        what = "sha256"
+        if hash_uncompressed:
+            got, what = _sha256_gunzipped(temp, url), "sha256 of the uncompressed content"
+        if got != sha256.lower():
+            raise DataError(
+                f"{url}: checksum mismatch ({what}: expected {sha256}, got {got}; "
+                f"{received} bytes received); the download is corrupt or the mirror serves a "
+                f"different file; {manual}"
+            )
+        os.replace(temp, dest)
     finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _download(url: str, out, progress: bool) -> bytes:  # noqa: ANN001
-    try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
-            declared = response.headers.get("Content-Length")
-            total = int(declared) if declared and declared.isdigit() else None
-            parts = []
-            with tqdm(
-                total=total,
-                unit="B",
-                unit_scale=True,
-                desc=Path(url).name,
-                disable=not progress,
-                leave=False,
-            ) as bar:
-                while chunk := response.read(CHUNK):
-                    parts.append(chunk)
-                    out.write(chunk)
-                    bar.update(len(chunk))
-    except urllib.error.HTTPError as exc:
-        raise DataError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
-    except http.client.IncompleteRead as exc:
-        raise DataError(
-            f"download of {url} is truncated: the server closed the connection "
-            f"after {len(exc.partial)} more bytes; it was deleted, try again"
-        ) from None
-    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DataError(
-            f"cannot download {url}: {reason}; check the network, set data.mirror, "
-            "or place the files in data.path yourself"
-        ) from None
-    content = b"".join(parts)
-    if total is not None and len(content) != total:
-        raise DataError(
-            f"download of {url} is truncated: got {len(content)} of {total} bytes; "
-            "it was deleted, try again"
-        )
-    return content
+        temp.unlink(missing_ok=True)
+    return dest

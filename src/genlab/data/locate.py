@@ -1,112 +1,96 @@
-"""Finding a dataset's files, and downloading them when they are nowhere to be found.
+"""Find a dataset's files on disk, or download them, in a documented search order.
 
-Search order: ``data.path`` (the CLI's --data-dir), ``$GENLAB_DATA``, the user cache
-(``$XDG_CACHE_HOME/genlab`` or ``~/.cache/genlab``), then the system directories
-(``/usr/share/datasets``, where Debian's dataset packages install). In each root both
-``<root>/<name>/`` and ``<root>/`` are searched, for each file with and without ``.gz``.
-Downloads go to ``<first writable of data.path, $GENLAB_DATA, cache>/<name>/``.
+Roots, in order: ``data.path`` (the CLI's ``--data-dir``), ``$GENLAB_DATA``, the user cache
+(``$XDG_CACHE_HOME/genlab`` or ``~/.cache/genlab``) and the system dirs (``/usr/share/datasets``,
+where Debian's ``dataset-fashion-mnist`` installs ``fashion-mnist/``). In each root the files
+are looked for in ``<root>/<name>/`` and then ``<root>/``; the first folder holding all of them
+wins. Otherwise, if ``data.download``, missing files are downloaded into ``<first writable
+root>/<name>/``, the first of ``data.path``, ``$GENLAB_DATA`` and the user cache.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
-import zlib
 from pathlib import Path
 
 from genlab.config import DataConfig
-from genlab.data.catalogue import CATALOGUE, RemoteFile
-from genlab.data.download import fetch, sha256_hex
+from genlab.data import catalog
+from genlab.data.download import fetch
 from genlab.errors import DataError
 
-SYSTEM_DIRS = [Path("/usr/share/datasets")]
+# Read at call time, so tests can monkeypatch it.
+SYSTEM_DATA_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets"),)
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "genlab"
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/genlab`` if that is an absolute path, else ``~/.cache/genlab``."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "genlab"
+
+
+def writable_roots(cfg: DataConfig) -> list[Path]:
+    """Roots a download may go to, preferred first: data.path, $GENLAB_DATA, the user cache."""
+    roots = [Path(cfg.path).expanduser()] if cfg.path else []
+    if env := os.environ.get("GENLAB_DATA"):
+        roots.append(Path(env).expanduser())
+    return [*roots, user_cache_dir()]
 
 
 def search_roots(cfg: DataConfig) -> list[Path]:
-    roots = []
-    if cfg.path:
-        roots.append(Path(cfg.path).expanduser())
-    if os.environ.get("GENLAB_DATA"):
-        roots.append(Path(os.environ["GENLAB_DATA"]).expanduser())
-    roots.append(cache_dir())
-    roots.extend(SYSTEM_DIRS)
-    return roots
+    """Every root searched, in order: the writable roots, then the system data dirs."""
+    return [*writable_roots(cfg), *SYSTEM_DATA_DIRS]
 
 
-def _candidates(root: Path, name: str, filename: str) -> list[Path]:
-    stem = filename[:-3] if filename.endswith(".gz") else filename
-    return [folder / f for folder in (root / name, root) for f in (filename, stem)]
+def search_dirs(cfg: DataConfig, name: str) -> list[Path]:
+    """The folders searched for ``name``'s files, in order (``<root>/<name>``, then ``<root>``)."""
+    return [folder for root in search_roots(cfg) for folder in (root / name, root)]
 
 
-def find_file(cfg: DataConfig, name: str, filename: str) -> Path | None:
-    for root in search_roots(cfg):
-        for candidate in _candidates(root, name, filename):
-            if candidate.is_file():
-                return candidate
-    return None
+def _find_in(folder: Path, files: tuple[catalog.RemoteFile, ...]) -> list[Path] | None:
+    found = []
+    for spec in files:
+        match = next((folder / n for n in spec.local_names if (folder / n).exists()), None)
+        if match is None:
+            return None
+        found.append(match)
+    return found
 
 
-def locate_files(
-    cfg: DataConfig, name: str, roles: tuple[str, ...], *, progress: bool
-) -> dict[str, Path]:
-    """Paths of the catalogue files ``roles`` of dataset ``name``, downloading missing ones.
-
-    All files come from the same folder when possible: a root that holds every file wins."""
-    remote = CATALOGUE[name]
-    files = {role: remote.files[role] for role in roles}
-    for root in search_roots(cfg):
-        found = {}
-        for role, file in files.items():
-            hit = next((c for c in _candidates(root, name, file.name) if c.is_file()), None)
-            if hit is not None:
-                found[role] = hit
-        if len(found) == len(files):
+def locate(cfg: DataConfig, name: str, *, progress: bool) -> list[Path]:
+    """The local paths of ``name``'s files (in catalog order), downloading them if allowed."""
+    files = catalog.CATALOG[name].files
+    dirs = search_dirs(cfg, name)
+    for folder in dirs:
+        found = _find_in(folder, files)
+        if found is not None:
             return found
+    wanted = ", ".join(" or ".join(spec.local_names) for spec in files)
     if not cfg.download:
-        searched = ", ".join(str(r) for r in search_roots(cfg))
+        searched = ", ".join(str(d) for d in dirs)
         raise DataError(
-            f"dataset {name!r} not found (looked for {', '.join(f.name for f in files.values())} "
-            f"in {searched} and their {name}/ folders) and data.download is false"
+            f"{name}: files not found (need {wanted}); searched {searched}; put them in one of "
+            f"these folders (e.g. with --data-dir) or set data.download=true"
         )
-    target = _download_dir(cfg) / name
-    base = cfg.mirror or remote.base_url
-    if not base.endswith("/"):
-        base += "/"
-    paths = {}
-    for role, file in files.items():
-        path = target / file.name
-        if not path.is_file():
-            fetch(
-                base + file.name,
-                path,
-                verify=lambda data, f=file: _check(data, f),
+    return download(cfg, name, progress=progress)
+
+
+def download(cfg: DataConfig, name: str, *, progress: bool) -> list[Path]:
+    """Download ``name``'s missing files into ``<first writable root>/<name>/``."""
+    entry = catalog.CATALOG[name]
+    target = writable_roots(cfg)[0] / name
+    base = cfg.mirror or entry.base_url
+    base = base if base.endswith("/") else base + "/"
+    paths = []
+    for spec in entry.files:
+        existing = next((target / n for n in spec.local_names if (target / n).exists()), None)
+        if existing is None:
+            existing = fetch(
+                base + spec.name,
+                target / spec.name,
+                sha256=spec.sha256,
                 progress=progress,
+                hash_uncompressed=spec.uncompressed,
             )
-        paths[role] = path
+        paths.append(existing)
     return paths
-
-
-def _download_dir(cfg: DataConfig) -> Path:
-    if cfg.path:
-        return Path(cfg.path).expanduser()
-    if os.environ.get("GENLAB_DATA"):
-        return Path(os.environ["GENLAB_DATA"]).expanduser()
-    return cache_dir()
-
-
-def _check(data: bytes, file: RemoteFile) -> str | None:
-    got = sha256_hex(data)
-    if got == file.sha256:
-        return None
-    if file.content_sha256 is not None and data[:2] == b"\x1f\x8b":
-        try:
-            if sha256_hex(gzip.decompress(data)) == file.content_sha256:
-                return None
-        except (OSError, EOFError, zlib.error):
-            return f"{file.name} is not valid gzip data ({len(data)} bytes)"
-    return f"SHA-256 of {file.name} is {got}, expected {file.sha256}"

@@ -1,4 +1,8 @@
-"""The dataset registry: name -> source that loads (train, test) uint8 image sets."""
+"""The dataset registry: each source loads its images as uint8 (N, C, H, W) train/test sets.
+
+Sources register themselves on import (``genlab.data`` imports them all); ``genlab list``
+shows each one's ``description``.
+"""
 
 from __future__ import annotations
 
@@ -6,73 +10,53 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from genlab.config import DataConfig
-from genlab.data.idx import read_idx_pair
 from genlab.data.images import ImageSet
-from genlab.data.locate import locate_files
+from genlab.errors import DataError
 from genlab.registry import Registry
 
-Loader = Callable[[DataConfig, bool], tuple[ImageSet, ImageSet | None]]
+Loaded = tuple[ImageSet, ImageSet | None]
+Loader = Callable[[DataConfig, bool], Loaded]
 
 
 @dataclass(frozen=True)
 class DataSource:
+    """A named way to load a dataset; ``load`` returns (train, test or None)."""
+
     name: str
-    description: str
-    load: Loader  # (config, progress) -> (train, test or None when there is no official split)
+    description: str  # one line, shown by ``genlab list``
+    loader: Loader
+
+    def load(self, cfg: DataConfig, progress: bool) -> Loaded:
+        """(train, test) uint8 image sets; test is None without an official test split."""
+        return self.loader(cfg, progress)
 
 
 DATASETS: Registry[DataSource] = Registry("dataset")
 
 
-def register(name: str, description: str) -> Callable[[Loader], Loader]:
-    def decorator(load: Loader) -> Loader:
-        DATASETS.register(name)(DataSource(name, description, load))
-        return load
+def register_source(name: str, description: str) -> Callable[[Loader], Loader]:
+    """Decorator registering a loader function as the data source ``name``."""
+
+    def decorator(loader: Loader) -> Loader:
+        DATASETS.register(name)(DataSource(name, description, loader))
+        return loader
 
     return decorator
 
 
-def to_image_set(images: np.ndarray, labels: np.ndarray | None) -> ImageSet:
-    """uint8 (N, H, W) or (N, C, H, W) numpy arrays -> ImageSet."""
-    tensor = torch.from_numpy(np.require(images, dtype=np.uint8, requirements=["C", "W"]))
-    if tensor.dim() == 3:
-        tensor = tensor.unsqueeze(1)
-    label_tensor = torch.from_numpy(labels.astype(np.int64)) if labels is not None else None
-    return ImageSet(tensor.contiguous(), label_tensor)
+def required_path(cfg: DataConfig, what: str) -> str:
+    """``cfg.path``, or a DataError saying the source needs it to name ``what``."""
+    if not cfg.path:
+        raise DataError(f"data.path must name {what} for the {cfg.name!r} dataset")
+    return cfg.path
 
 
-@register("digits", "scikit-learn's 8x8 handwritten digits, 1797 images (embedded, no download)")
-def _digits(cfg: DataConfig, progress: bool) -> tuple[ImageSet, None]:
-    from sklearn.datasets import load_digits
+@register_source("digits", "scikit-learn's 1797 8x8 handwritten digits (built in, no download)")
+def load_digits(cfg: DataConfig, progress: bool) -> Loaded:
+    from sklearn.datasets import load_digits as sklearn_digits
 
-    bunch = load_digits()
-    images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)  # (N, 8, 8), 0..16 -> 0..255
-    return to_image_set(images, bunch.target), None
-
-
-def _idx_source(name: str) -> Loader:
-    def load(cfg: DataConfig, progress: bool) -> tuple[ImageSet, ImageSet]:
-        roles = ("train_images", "train_labels", "test_images", "test_labels")
-        paths = locate_files(cfg, name, roles, progress=progress)
-        train = read_idx_pair(paths["train_images"], paths["train_labels"])
-        test = read_idx_pair(paths["test_images"], paths["test_labels"])
-        return to_image_set(*train), to_image_set(*test)
-
-    return load
-
-
-register("mnist", "MNIST handwritten digits, 28x28, 60000 + 10000 (IDX files)")(
-    _idx_source("mnist")
-)
-register("fashion-mnist", "Zalando's Fashion-MNIST, 28x28, 60000 + 10000 (IDX files)")(
-    _idx_source("fashion-mnist")
-)
-register("kmnist", "Kuzushiji-MNIST cursive Japanese characters, 28x28, 60000 + 10000 (IDX)")(
-    _idx_source("kmnist")
-)
-
-# The file-based sources register themselves on import.
-from genlab.data import cifar, folder, npz  # noqa: E402, F401
+    bunch = sklearn_digits()
+    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    return ImageSet.from_numpy(images, bunch.target), None

@@ -1,117 +1,134 @@
-"""Loading a dataset into train/validation/test splits, as the model will see them."""
+"""Train/val/test splits of a loaded dataset, and how the model sees each split.
+
+``load_data`` loads the source, holds out a test split when the source has none
+(``data.test_fraction``) and a validation split from train (``data.val_fraction``), both with
+``data.split_seed``, and precomputes the fixed (non-resampled) pixels of every split.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from genlab.config import DataConfig
+from genlab.data.binarize import bernoulli_uint8, threshold_uint8
 from genlab.data.images import ImageSet
+from genlab.data.seeding import (
+    SPLIT_TAGS,
+    STATIC_BINARIZE,
+    TEST_SPLIT,
+    VAL_SPLIT,
+    derive_seed,
+    torch_generator,
+)
 from genlab.data.sources import DATASETS
-from genlab.data.stream import BatchStream, binarize, derived_seed
+from genlab.data.stream import BatchStream
 from genlab.errors import DataError
 
-_SPLIT_TAGS = {"train": 11, "val": 12, "test": 13}
+SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
 class DataSplits:
-    """Train/val/test uint8 images plus the binarisation that turns them into model inputs."""
+    """A dataset split three ways, as stored (uint8) and as the model sees it (float32)."""
 
     name: str
     train: ImageSet
     val: ImageSet
-    test: ImageSet
-    binarize: str
-    levels: int  # 2 if binarised, 256 for grey levels
+    test: ImageSet  # uint8 images, as loaded
+    binarize: str  # data.binarize
+    levels: int  # 2 when binarised (dynamic/static/threshold), 256 for 'none'
     shape: tuple[int, int, int]  # (C, H, W)
-    fingerprint: str  # identifies the data content (sha256 of images and labels, shortened)
-    threshold: float = 0.5
-    binarize_seed: int = 0
-    _fixed: dict[str, torch.Tensor] = field(default_factory=dict, repr=False, compare=False)
+    fingerprint: str  # short sha256 of the source's image and label bytes
+    # uint8 pixels of each split as the model sees them: 0/1 when binarised (for dynamic train,
+    # one static draw used by tensor('train')), grey levels for 'none'.
+    fixed: dict[str, torch.Tensor] = field(repr=False, compare=False, default_factory=dict)
 
-    def _values(self, split: str) -> tuple[torch.Tensor, float, bool]:
-        """(uint8 values, scale, dynamic) for a split."""
-        images = self._split(split).images
-        if self.binarize == "none":
-            return images, 1.0 / 255.0, False
-        if split == "train" and self.binarize == "dynamic":
-            return images, 1.0, True
-        if split not in self._fixed:
-            if self.binarize == "threshold":
-                fixed = (images.to(torch.float32) > self.threshold * 255.0).to(torch.uint8)
-            else:  # static sample, per split
-                seed = derived_seed(self.binarize_seed, _SPLIT_TAGS[split])
-                fixed = binarize(images, seed).to(torch.uint8)
-            self._fixed[split] = fixed
-        return self._fixed[split], 1.0, False
-
-    def _split(self, split: str) -> ImageSet:
-        if split not in _SPLIT_TAGS:
-            raise ValueError(f"split must be train, val or test, got {split!r}")
+    def split(self, split: str) -> ImageSet:
+        """The stored uint8 split named ``split`` ('train', 'val' or 'test')."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
         return getattr(self, split)
 
     def stream(
         self, split: str, batch_size: int, *, shuffle: bool, seed: int = 0, drop_last: bool = False
     ) -> BatchStream:
-        values, scale, dynamic = self._values(split)
+        """Batches of ``split``; train with 'dynamic' resamples its binarisation every batch."""
+        labels = self.split(split).labels
+        if split == "train" and self.binarize == "dynamic":
+            images, mode = self.train.images, "bernoulli"
+        else:
+            images, mode = self.fixed[split], "grey" if self.levels == 256 else "binary"
         return BatchStream(
-            values,
-            self._split(split).labels,
-            batch_size,
-            scale=scale,
-            dynamic=dynamic,
+            images,
+            labels,
+            mode=mode,  # type: ignore[arg-type]
+            batch_size=batch_size,
             shuffle=shuffle,
             seed=seed,
             drop_last=drop_last,
         )
 
     def tensor(self, split: str) -> torch.Tensor:
-        """The whole split as float32 (N, C, H, W) model input; fixed for val and test
-        (the training split under dynamic binarisation gets one static draw)."""
-        values, scale, dynamic = self._values(split)
-        if dynamic:
-            return binarize(values, derived_seed(self.binarize_seed, _SPLIT_TAGS[split], 1))
-        x = values.to(torch.float32)
-        return x.mul_(scale) if scale != 1.0 else x
+        """The whole split as the model sees it: float32 (N, C, H, W)."""
+        self.split(split)
+        images = self.fixed[split].float()
+        return images.div_(255.0) if self.levels == 256 else images
 
 
-def _random_split(images: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
-    """(rest, held-out fraction) with a seeded permutation."""
-    n = len(images)
-    held = int(round(n * fraction))
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return images.subset(order[held:].sort().values), images.subset(order[:held].sort().values)
-
-
-def _fingerprint(*sets: ImageSet) -> str:
+def fingerprint(*sets: ImageSet | None) -> str:
+    """The first 16 hex digits of the sha256 of the sets' shapes, image and label bytes."""
     digest = hashlib.sha256()
-    for part in sets:
-        digest.update(part.images.numpy().tobytes())
-        if part.labels is not None:
-            digest.update(part.labels.numpy().tobytes())
+    for images in sets:
+        if images is None:
+            digest.update(b"none")
+            continue
+        digest.update(repr(tuple(images.images.shape)).encode())
+        digest.update(images.images.numpy().tobytes())
+        if images.labels is not None:
+            digest.update(images.labels.numpy().astype("<i8").tobytes())
     return digest.hexdigest()[:16]
 
 
-def load_data(cfg: DataConfig, *, progress: bool = True) -> DataSplits:
-    """Load ``cfg.name`` and split it; see :class:`genlab.config.DataConfig` for the options."""
-    source = DATASETS.get(cfg.name)
-    train_all, test = source.load(cfg, progress)
-    if test is None:
-        train_all, test = _random_split(
-            train_all, cfg.test_fraction, derived_seed(cfg.split_seed, 1)
-        )
-    train, val = _random_split(train_all, cfg.val_fraction, derived_seed(cfg.split_seed, 2))
-    if len(train) == 0 or len(test) == 0:
-        raise DataError(f"dataset {cfg.name!r} has too few images ({len(train_all)}) to split")
-    if train.images.shape[1:] != test.images.shape[1:]:
+def hold_out(images: ImageSet, fraction: float, seed: int, what: str) -> tuple[ImageSet, ImageSet]:
+    """(rest, held out): a random ``fraction`` of ``images`` (at least one when fraction > 0)."""
+    count = len(images)
+    held = round(count * fraction)
+    held = max(held, 1) if fraction > 0 else 0
+    if count - held < 1:
         raise DataError(
-            f"dataset {cfg.name!r}: train images are {tuple(train.images.shape[1:])} "
-            f"but test images are {tuple(test.images.shape[1:])}"
+            f"cannot hold out {what} ({fraction:g} of {count} images) and keep any for training; "
+            f"use more images or a smaller data.{what}_fraction"
         )
-    c, h, w = train.images.shape[1:]
+    order = np.random.default_rng(seed).permutation(count)
+    rest, out = np.sort(order[held:]), np.sort(order[:held])
+    return images.subset(torch.from_numpy(rest)), images.subset(torch.from_numpy(out))
+
+
+def fixed_pixels(images: ImageSet, cfg: DataConfig, split: str) -> torch.Tensor:
+    """The split's uint8 pixels as seen by the model (0/1 when binarised), computed once."""
+    if cfg.binarize == "none":
+        return images.images
+    if cfg.binarize == "threshold":
+        return threshold_uint8(images.images, cfg.threshold)
+    generator = torch_generator(STATIC_BINARIZE, cfg.binarize_seed, SPLIT_TAGS[split])
+    return bernoulli_uint8(images.images, generator)
+
+
+def load_data(cfg: DataConfig, *, progress: bool = True) -> DataSplits:
+    """Load ``cfg.name``, split it into train/val/test and prepare what the model sees."""
+    train, test = DATASETS.get(cfg.name).load(cfg, progress)
+    if test is not None and test.shape != train.shape:
+        raise DataError(f"{cfg.name}: test images are {test.shape} but train images {train.shape}")
+    content = fingerprint(train, test)
+    if test is None:
+        test_seed = derive_seed(TEST_SPLIT, cfg.split_seed)
+        train, test = hold_out(train, cfg.test_fraction, test_seed, "test")
+    train, val = hold_out(train, cfg.val_fraction, derive_seed(VAL_SPLIT, cfg.split_seed), "val")
+    sets = {"train": train, "val": val, "test": test}
     return DataSplits(
         name=cfg.name,
         train=train,
@@ -119,8 +136,7 @@ def load_data(cfg: DataConfig, *, progress: bool = True) -> DataSplits:
         test=test,
         binarize=cfg.binarize,
         levels=256 if cfg.binarize == "none" else 2,
-        shape=(c, h, w),
-        fingerprint=_fingerprint(train_all, test),
-        threshold=cfg.threshold,
-        binarize_seed=cfg.binarize_seed,
+        shape=train.shape,
+        fingerprint=content,
+        fixed={split: fixed_pixels(images, cfg, split) for split, images in sets.items()},
     )
