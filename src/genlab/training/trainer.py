@@ -178,6 +178,7 @@ class Trainer:
                     epoch=f"{self.epoch + 1}/{cfg.epochs}",
                     loss=f"{terms['loss'].item():.3f}",
                     img_s=f"{rate:,.0f}",
+                    refresh=False,  # let tqdm's own rate limit decide when to redraw
                 )
             if self.step % LOG_EVERY == 0:
                 self._log(
