@@ -24,7 +24,7 @@ from genlab.errors import ConfigError, RunError, TrainingDiverged
 from genlab.evaluation.runner import check_metric_names
 from genlab.evaluation.runner import evaluate as evaluate_model
 from genlab.models import DataInfo, build_model
-from genlab.models.base import SupportsEncode, SupportsSample
+from genlab.models.base import SupportsEncode, SupportsSample, code_of
 from genlab.reporting.images import save_grid
 from genlab.reporting.run_dir import RunDir
 from genlab.training.trainer import Trainer
@@ -207,7 +207,11 @@ def sample(
     _positive(n, "n")
     model = run.load_model()
     if not isinstance(model, SupportsSample):
-        raise RunError(f"the {model.family} family cannot sample: it has no prior to sample from")
+        raise RunError(
+            f"the {model.family} family cannot sample: a plain autoencoder has no prior over "
+            "its codes to sample from; use `genlab reconstruct` or `genlab interpolate`, or "
+            "train a vae"
+        )
     with torch.no_grad():
         images = model.sample(n, generator=torch.Generator().manual_seed(seed))
     return save_grid(images, out or run.samples / f"sample-seed{seed}.png")
@@ -250,7 +254,7 @@ def interpolate(
     if not (isinstance(model, SupportsEncode) and hasattr(model, "decode")):
         raise RunError(f"the {model.family} family has no latent space to interpolate in")
     with torch.no_grad():
-        codes = model.encode(images).mean  # (2P, L)
+        codes = code_of(model.encode(images))  # (2P, L): posterior mean, or the AE's code
         start, end = codes[0::2], codes[1::2]
         t = torch.linspace(0, 1, steps).view(1, steps, 1)
         path = start.unsqueeze(1) * (1 - t) + end.unsqueeze(1) * t  # (P, S, L)

@@ -127,3 +127,8 @@ class SupportsSample(Protocol):
 @runtime_checkable
 class SupportsReconstructionLikelihood(Protocol):
     def reconstruction_log_prob(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+def code_of(encoded: Any) -> torch.Tensor:
+    """The point code of an ``encode`` result: a tensor as is, a distribution's mean."""
+    return encoded if isinstance(encoded, torch.Tensor) else encoded.mean

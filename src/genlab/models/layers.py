@@ -3,6 +3,7 @@
 Encoders map images (B, C, H, W) to a flat vector (B, out_features); decoders map a code
 (B, latent) to ``P`` parameter maps per sub-pixel, (B, P, C, H, W).
 
+- ``linear``: one linear map each way (the original autoencoder; ``hidden`` is ignored).
 - ``mlp``: fully connected with ReLU (the classic 784-400-20 VAE of Kingma & Welling 2014
   uses one hidden layer of 400 units).
 - ``conv``: a ReLU CNN with stride-2 convolutions down and stride-2 transposed convolutions
@@ -127,6 +128,11 @@ def _mlp_encoder(shape, hidden, channels, out):  # noqa: ANN001, ANN202
     return MLPEncoder(shape, hidden, out)
 
 
+@ENCODERS.register("linear")
+def _linear_encoder(shape, hidden, channels, out):  # noqa: ANN001, ANN202
+    return MLPEncoder(shape, (), out)  # one linear map: x -> code
+
+
 @ENCODERS.register("conv")
 def _conv_encoder(shape, hidden, channels, out):  # noqa: ANN001, ANN202
     return ConvEncoder(shape, channels, out)
@@ -135,6 +141,11 @@ def _conv_encoder(shape, hidden, channels, out):  # noqa: ANN001, ANN202
 @DECODERS.register("mlp")
 def _mlp_decoder(latent, shape, hidden, channels, num_params):  # noqa: ANN001, ANN202
     return MLPDecoder(latent, tuple(reversed(hidden)), shape, num_params)
+
+
+@DECODERS.register("linear")
+def _linear_decoder(latent, shape, hidden, channels, num_params):  # noqa: ANN001, ANN202
+    return MLPDecoder(latent, (), shape, num_params)  # one linear map: code -> x
 
 
 @DECODERS.register("conv")

@@ -1,0 +1,116 @@
+"""Deterministic autoencoders in three generations: ``linear`` (one linear map each way,
+sigmoid output), deep fully connected (``mlp``) and ReLU CNN with up-convolutions (``conv``).
+
+The encoder maps x to a code z, the decoder maps z back to an image; training minimises the
+reconstruction error: binary cross-entropy for binarised data, squared error for grey levels
+(``loss: auto``). With ``denoising`` > 0 the input is corrupted during training (each pixel
+zeroed with that probability, Vincent et al. 2008) while the target stays clean. A plain
+autoencoder has no prior over codes, so it cannot sample and defines no likelihood.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from genlab.errors import ConfigError
+from genlab.models.base import DataInfo, GenerativeModel
+from genlab.models.layers import DECODERS, ENCODERS
+from genlab.models.registry import MODELS
+
+
+@dataclass(frozen=True)
+class AEConfig:
+    encoder: Literal["linear", "mlp", "conv"] = "mlp"
+    decoder: Literal["linear", "mlp", "conv"] | None = None  # None: same as encoder
+    hidden: tuple[int, ...] = (400,)  # mlp: hidden widths, encoder order (decoder mirrors)
+    channels: tuple[int, ...] = (32, 64)  # conv: channels per stride-2 layer
+    code_dim: int = 20
+    loss: Literal["auto", "bce", "mse"] = "auto"  # auto: bce for binary data, mse for grey levels
+    output: Literal["sigmoid", "identity"] = "sigmoid"  # identity: a purely linear decoder map
+    denoising: float = 0.0  # probability of zeroing each input pixel during training
+
+    def __post_init__(self) -> None:
+        if self.code_dim < 1:
+            raise ConfigError(f"model.code_dim must be >= 1, got {self.code_dim}")
+        if not 0.0 <= self.denoising < 1.0:
+            raise ConfigError(f"model.denoising must be in [0, 1), got {self.denoising}")
+        if self.output == "identity" and self.loss == "bce":
+            raise ConfigError("model.loss bce needs model.output sigmoid (it takes logits)")
+        if (
+            not self.channels
+            or any(c < 1 for c in self.channels)
+            or any(h < 1 for h in self.hidden)
+        ):
+            raise ConfigError("model.hidden and model.channels entries must be >= 1")
+
+
+@MODELS.register("ae")
+class Autoencoder(GenerativeModel):
+    """Autoencoder x -> z -> x', trained on reconstruction error."""
+
+    family = "ae"
+    config_class = AEConfig
+    description = "autoencoder in three generations (linear, mlp, conv), optionally denoising"
+
+    def __init__(self, config: AEConfig, data_info: DataInfo) -> None:
+        super().__init__(config, data_info)
+        self.loss_kind = config.loss
+        if config.loss == "auto":
+            binary = data_info.levels == 2 and config.output == "sigmoid"
+            self.loss_kind = "bce" if binary else "mse"
+        shape = data_info.shape
+        self.encoder = ENCODERS.get(config.encoder)(
+            shape, config.hidden, config.channels, config.code_dim
+        )
+        self.decoder = DECODERS.get(config.decoder or config.encoder)(
+            config.code_dim, shape, config.hidden, config.channels, 1
+        )
+
+    @property
+    def code_dim(self) -> int:
+        return self.config.code_dim
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The code z (B, code_dim) of images x (B, C, H, W)."""
+        return self.encoder(x)
+
+    def _decoder_output(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)[:, 0]  # (B, C, H, W): logits, or values for output=identity
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        out = self._decoder_output(z)
+        return torch.sigmoid(out) if self.config.output == "sigmoid" else out
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def reconstruction_error(
+        self, x: torch.Tensor, x_in: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Per-image error summed over pixels, (B,): BCE in nats or squared error."""
+        out = self._decoder_output(self.encode(x if x_in is None else x_in))
+        if self.loss_kind == "bce":
+            err = F.binary_cross_entropy_with_logits(out, x, reduction="none")
+        else:
+            pred = torch.sigmoid(out) if self.config.output == "sigmoid" else out
+            err = (pred - x).square()
+        return err.flatten(1).sum(1)
+
+    def loss(
+        self,
+        x: torch.Tensor,
+        phase: str,
+        *,
+        generator: torch.Generator | None = None,
+        step: int = 0,
+    ) -> dict[str, torch.Tensor]:
+        x_in = x
+        if self.training and self.config.denoising > 0:
+            keep = torch.rand(x.shape, generator=generator) >= self.config.denoising
+            x_in = x * keep
+        error = self.reconstruction_error(x, x_in).mean()
+        return {"loss": error, f"recon_{self.loss_kind}": error}
