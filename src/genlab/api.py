@@ -27,6 +27,7 @@ from genlab.models import DataInfo, build_model
 from genlab.models.base import SupportsEncode, SupportsSample, code_of
 from genlab.reporting.images import save_grid
 from genlab.reporting.run_dir import RunDir
+from genlab.representation import embed, finetune, probe  # noqa: F401  (part of the API)
 from genlab.training.trainer import Trainer
 
 RESUME_OVERRIDABLE = ("train.epochs", "train.max_steps", "train.progress", "train.threads")

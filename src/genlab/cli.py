@@ -1,4 +1,5 @@
-"""The ``genlab`` command line: train | eval | sample | reconstruct | interpolate | list | demo.
+"""The ``genlab`` command line: train | eval | sample | reconstruct | interpolate | embed |
+probe | finetune | list | demo.
 
 User mistakes (bad config keys or values, bad data files, missing runs) print one line
 ``genlab: error: ...`` without a traceback and exit with status 2, writing nothing.
@@ -79,6 +80,29 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--steps", type=int, default=8, help="decoded points per row")
         p.add_argument("--seed", type=int, default=0, help="which test images (seeded choice)")
         p.add_argument("--out", metavar="PNG")
+        _add_data_dir(p)
+
+    p = sub.add_parser("embed", help="codes of a split (AE code, VAE posterior mean) as .npz")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--variance", action="store_true", help="also the posterior variances (VAE)")
+    p.add_argument("--out", metavar="NPZ", help="output file (default RUN/embed-<split>.npz)")
+    _add_data_dir(p)
+
+    for name, text in (
+        ("probe", "logistic-regression and k-NN probes of the frozen codes"),
+        ("finetune", "encoder + linear head fine-tuned vs trained from scratch"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("run", metavar="RUN")
+        p.add_argument(
+            "--labels",
+            default="100,1000,all",
+            help="labelled training images per setting (default 100,1000,all)",
+        )
+        p.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
+        if name == "finetune":
+            p.add_argument("--steps", type=int, default=1000, help="Adam steps (default 1000)")
         _add_data_dir(p)
 
     p = sub.add_parser("list", help="list registered models, datasets and metrics")
@@ -196,6 +220,66 @@ def _interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embed(args: argparse.Namespace) -> int:
+    from genlab import api
+
+    print(
+        api.embed(
+            args.run,
+            split=args.split,
+            variance=args.variance,
+            out=args.out,
+            data_path=args.data_dir,
+        )
+    )
+    return 0
+
+
+def _label_sizes(text: str) -> list[int | None]:
+    sizes: list[int | None] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part == "all":
+            sizes.append(None)
+        elif part.isdigit():
+            sizes.append(int(part))
+        else:
+            raise GenlabError(f"--labels takes numbers or 'all' separated by commas, got {text!r}")
+    return sizes
+
+
+def _seeds(count: int) -> list[int]:
+    if count < 1:
+        raise GenlabError(f"--seeds must be at least 1, got {count}")
+    return list(range(count))
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from genlab import api
+    from genlab.representation import probe_table
+
+    report = api.probe(
+        args.run, sizes=_label_sizes(args.labels), seeds=_seeds(args.seeds), data_path=args.data_dir
+    )
+    print(probe_table(report), end="")
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from genlab import api
+    from genlab.representation import finetune_table
+
+    report = api.finetune(
+        args.run,
+        sizes=_label_sizes(args.labels),
+        seeds=_seeds(args.seeds),
+        steps=args.steps,
+        data_path=args.data_dir,
+    )
+    print(finetune_table(report), end="")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     from genlab.data import DATASETS
     from genlab.evaluation.metrics import METRICS
@@ -250,6 +334,9 @@ COMMANDS = {
     "sample": _sample,
     "reconstruct": _reconstruct,
     "interpolate": _interpolate,
+    "embed": _embed,
+    "probe": _probe,
+    "finetune": _finetune,
     "list": _list,
     "demo": _demo,
 }

@@ -8,6 +8,7 @@ dimensions, then the data. Only unsigned bytes (type 0x08) are supported: images
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def read_idx(path: Path | str, *, ndim: int | None = None) -> np.ndarray:
     shape_text = "x".join(map(str, dims))
     if 0 in dims:
         raise DataError(f"{path}: IDX file declares an empty shape {shape_text}")
-    count = int(np.prod(dims))
+    count = math.prod(dims)  # exact: np.prod would wrap around for absurd headers
     body = len(data) - header
     if body < count:
         raise DataError(

@@ -80,8 +80,16 @@ def _image_set(arrays: Mapping[str, np.ndarray], path: Path, x: str, y: str) -> 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(
+                f"{path}: a single .npy array, not an .npz archive; save the arrays with "
+                "np.savez(path, x_train=..., y_train=...) or np.savez(path, images=...)"
+            )
+        try:
+            return {key: loaded[key] for key in loaded.files}
+        finally:
+            loaded.close()
     except FileNotFoundError:
         raise DataError(f"{path}: no such file (data.path must name an .npz file)") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:

@@ -1,0 +1,29 @@
+"""Codes of a model's encoder for a set of images: the AE's code, or q(z|x)'s mean/variance."""
+
+from __future__ import annotations
+
+import torch
+
+from genlab.errors import RunError
+from genlab.models.base import GenerativeModel, SupportsEncode, code_of
+
+
+@torch.no_grad()
+def encode_images(
+    model: GenerativeModel, images: torch.Tensor, *, batch_size: int = 1000, variance: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(codes (N, L), variances (N, L) or None) of images (N, C, H, W), in eval mode."""
+    if not isinstance(model, SupportsEncode):
+        raise RunError(f"the {model.family} family has no encoder to take codes from")
+    model.eval()
+    codes, variances = [], []
+    for x in images.split(batch_size):
+        encoded = model.encode(x)
+        codes.append(code_of(encoded))
+        if variance:
+            if not hasattr(encoded, "logvar"):
+                raise RunError(
+                    f"the {model.family} family's codes are points: they have no variance"
+                )
+            variances.append(torch.exp(encoded.logvar))
+    return torch.cat(codes), (torch.cat(variances) if variance else None)
