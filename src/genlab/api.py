@@ -27,7 +27,7 @@ from genlab.models import DataInfo, build_model
 from genlab.models.base import SupportsEncode, SupportsSample, code_of
 from genlab.reporting.images import save_grid
 from genlab.reporting.run_dir import RunDir
-from genlab.representation import embed, finetune, probe  # noqa: F401  (part of the API)
+from genlab.representation import embed, finetune, load_run, probe  # noqa: F401  (the API)
 from genlab.training.trainer import Trainer
 
 RESUME_OVERRIDABLE = ("train.epochs", "train.max_steps", "train.progress", "train.threads")
@@ -267,13 +267,9 @@ def interpolate(
 
 
 def _test_images(run: RunDir | str | Path, n: int, seed: int, data_path: str | None):  # noqa: ANN202
-    run = _open(run)
     _positive(n, "the number of images")
-    config = run.read_config()
-    if data_path is not None:
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=data_path))
-    model = run.load_model()
-    test = load_data(config.data, progress=False).tensor("test")
+    run, _, model, data = load_run(run, data_path)
+    test = data.tensor("test")
     if n > test.shape[0]:
         raise ConfigError(f"asked for {n} test images but the test split has {test.shape[0]}")
     index = torch.randperm(test.shape[0], generator=torch.Generator().manual_seed(seed))[:n]

@@ -30,7 +30,8 @@ from genlab.training.finetune import code_dim_of, finetune_comparison
 Sizes = Sequence[int | None]
 
 
-def _load(run: RunDir | str | Path, data_path: str | None):  # noqa: ANN202
+def load_run(run: RunDir | str | Path, data_path: str | None = None):  # noqa: ANN201
+    """(run folder, config, exported model, data) with ``data.path`` optionally replaced."""
     run = run if isinstance(run, RunDir) else RunDir.open(run)
     config = run.read_config()
     if data_path is not None:
@@ -63,7 +64,7 @@ def embed(
     """Write the codes of ``split`` as ``.npz`` (codes, labels[, variances])."""
     if split not in ("train", "val", "test"):
         raise ConfigError(f"split must be train, val or test, got {split!r}")
-    run, _, model, data = _load(run, data_path)
+    run, _, model, data = load_run(run, data_path)
     codes, variances = encode_images(model, data.tensor(split), variance=variance)
     arrays = {"codes": codes.numpy()}
     labels = getattr(data, split).labels
@@ -88,7 +89,7 @@ def probe(
 ) -> dict[str, Any]:
     """Probe accuracies of the run's codes (and raw-pixel / PCA baselines); writes probe.json/md."""
     _check_sizes(sizes)
-    run, _, model, data = _load(run, data_path)
+    run, _, model, data = load_run(run, data_path)
     train_x, test_x = data.tensor("train"), data.tensor("test")
     train_y, test_y = _labels(data, "train").numpy(), _labels(data, "test").numpy()
     code_train, _ = encode_images(model, train_x)
@@ -130,7 +131,7 @@ def finetune(
     _check_sizes(sizes)
     if steps < 1:
         raise ConfigError(f"steps must be positive, got {steps}")
-    run, config, model, data = _load(run, data_path)
+    run, config, model, data = load_run(run, data_path)
     results = finetune_comparison(
         model,
         lambda: build_model(config.model, model.data_info),

@@ -35,6 +35,16 @@ def stratified_subset(labels: np.ndarray, n: int | None, seed: int) -> np.ndarra
     return np.sort(np.concatenate(chosen))
 
 
+def summarize(accuracies: list[float], labels: int) -> dict[str, Any]:
+    """Mean and standard deviation over seeds of test accuracies with ``labels`` labels."""
+    return {
+        "mean": statistics.fmean(accuracies),
+        "std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+        "runs": accuracies,
+        "labels": int(labels),
+    }
+
+
 def _classifier(kind: str, n: int):  # noqa: ANN202
     if kind == "logreg":
         return LogisticRegression(max_iter=500)
@@ -66,10 +76,5 @@ def probe_features(
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     model = _classifier(kind, len(index)).fit(train[index], train_labels[index])
                 runs.append(float((model.predict(test) == test_labels).mean()))
-            results[kind][key] = {
-                "mean": statistics.fmean(runs),
-                "std": statistics.stdev(runs) if len(runs) > 1 else 0.0,
-                "runs": runs,
-                "labels": int(len(stratified_subset(train_labels, size, 0))),
-            }
+            results[kind][key] = summarize(runs, len(index))
     return results

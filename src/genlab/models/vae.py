@@ -137,15 +137,15 @@ class VAE(GenerativeModel):
             log_w = self._log_weights(x, self.encode(x), cfg.train_k, generator)  # (B, k)
             bound = torch.logsumexp(log_w, dim=1) - math.log(cfg.train_k)
             return {"loss": -bound.mean(), f"iwae_k{cfg.train_k}": bound.mean()}
-        q = self.encode(x)
         if cfg.train_k == 1:
-            z = q.rsample(generator)  # (B, L)
-            recon = -self.likelihood.log_prob(self.decoder(z), x)  # (B,)
+            terms = self.elbo_terms(x, generator=generator)
+            recon, kl = terms["recon"], terms["kl"]  # (B,) each
         else:
+            q = self.encode(x)
             z = q.rsample(generator, num=cfg.train_k).flatten(0, 1)  # (B*k, L)
             x_rep = x.repeat_interleave(cfg.train_k, dim=0)
             recon = -self.likelihood.log_prob(self.decoder(z), x_rep).view(-1, cfg.train_k).mean(1)
-        kl = q.kl_to_standard_normal()  # (B,)
+            kl = q.kl_to_standard_normal()  # (B,)
         beta = cfg.beta
         if cfg.kl_warmup_steps:
             beta *= min(1.0, step / cfg.kl_warmup_steps)

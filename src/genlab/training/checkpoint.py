@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from genlab.errors import RunError
 
@@ -81,12 +81,9 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
 
 def load_state(path: Path) -> dict[str, Any]:
     try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as fh:
-            metadata = fh.metadata() or {}
-        structure = json.loads(metadata[_META_KEY])
+            tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
+            structure = json.loads((fh.metadata() or {})[_META_KEY])
     except (OSError, SafetensorError, KeyError, json.JSONDecodeError) as exc:
         raise RunError(f"{path}: not a readable genlab checkpoint ({exc})") from None
     return _decode(structure, tensors)

@@ -9,14 +9,13 @@ so the difference in test accuracy measures what the unsupervised training contr
 from __future__ import annotations
 
 import copy
-import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from genlab.evaluation.probe import stratified_subset
+from genlab.evaluation.probe import stratified_subset, summarize
 from genlab.models.base import GenerativeModel
 
 
@@ -130,12 +129,7 @@ def finetune_comparison(
                 )
                 runs[variant].append(accuracy(clf, test_x, test_y))
         for variant, accs in runs.items():
-            results[variant][key] = {
-                "mean": statistics.fmean(accs),
-                "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-                "runs": accs,
-                "labels": int(len(index)),
-            }
+            results[variant][key] = summarize(accs, len(index))
     return results
 
 
