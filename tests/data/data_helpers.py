@@ -47,6 +47,7 @@ def fake_idx_dataset(
 class _Handler(http.server.BaseHTTPRequestHandler):
     files: dict[str, bytes] = {}
     truncate: set[str] = set()
+    cut: int = 2
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         data = self.files.get(self.path)
@@ -56,8 +57,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        if self.path in self.truncate:  # declare len(data), send half, close
-            self.wfile.write(data[: len(data) // 2])
+        if self.path in self.truncate:  # declare len(data), send 1/cut of it, close
+            self.wfile.write(data[: len(data) // self.cut])
             self.wfile.flush()
             self.close_connection = True
             return
@@ -68,10 +69,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class LocalServer:
-    """Serves ``files`` (URL path -> bytes); paths in ``truncate`` are cut short."""
+    """Serves ``files`` (URL path -> bytes); paths in ``truncate`` stop after 1/``cut``."""
 
-    def __init__(self) -> None:
-        handler = type("Handler", (_Handler,), {"files": {}, "truncate": set()})
+    def __init__(self, cut: int = 2) -> None:
+        handler = type("Handler", (_Handler,), {"files": {}, "truncate": set(), "cut": cut})
         self.files: dict[str, bytes] = handler.files
         self.truncate: set[str] = handler.truncate
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

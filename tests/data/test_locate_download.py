@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.server
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from data_helpers import LocalServer
 from idx_testkit import IDX_STEMS, check_message, idx_arrays, idx_bytes, isolate, write_idx_dataset
 
 from genlab.config import DataConfig
@@ -102,49 +101,9 @@ def test_nothing_anywhere_lists_the_searched_places(
 # --- downloads ------------------------------------------------------------------------------
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes]
-    modes: dict[str, str]  # path -> "truncate"; missing paths answer 404
-
-    def do_GET(self) -> None:  # noqa: N802
-        data = self.files.get(self.path)
-        if data is None:
-            self.send_error(404, "Not Found")
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.modes.get(self.path) == "truncate":
-            self.wfile.write(data[: len(data) // 3])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
-class _Server:
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.modes: dict[str, str] = {}
-        handler = type("Handler", (_Handler,), {"files": self.files, "modes": self.modes})
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
-def server() -> Iterator[_Server]:
-    local = _Server()
+def server() -> Iterator[LocalServer]:
+    local = LocalServer(cut=3)
     yield local
     local.close()
 
@@ -185,7 +144,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 def test_download_through_mirror(
-    monkeypatch: pytest.MonkeyPatch, server: _Server, roots: dict[str, Path]
+    monkeypatch: pytest.MonkeyPatch, server: LocalServer, roots: dict[str, Path]
 ) -> None:
     dataset = _gz_dataset()
     _fake_catalog(monkeypatch, dataset, content=False)
@@ -201,7 +160,7 @@ def test_download_through_mirror(
 
 
 def test_download_mirror_without_trailing_slash_and_subfolder(
-    monkeypatch: pytest.MonkeyPatch, server: _Server, roots: dict[str, Path]
+    monkeypatch: pytest.MonkeyPatch, server: LocalServer, roots: dict[str, Path]
 ) -> None:
     dataset = _gz_dataset()
     _fake_catalog(monkeypatch, dataset, content=False)
@@ -210,7 +169,7 @@ def test_download_mirror_without_trailing_slash_and_subfolder(
 
 
 def test_download_goes_to_genlab_data_then_cache(
-    monkeypatch: pytest.MonkeyPatch, server: _Server, roots: dict[str, Path]
+    monkeypatch: pytest.MonkeyPatch, server: LocalServer, roots: dict[str, Path]
 ) -> None:
     dataset = _gz_dataset()
     _fake_catalog(monkeypatch, dataset, content=False)
@@ -225,7 +184,7 @@ def test_download_goes_to_genlab_data_then_cache(
 
 
 def test_recompressed_file_verified_by_content(
-    monkeypatch: pytest.MonkeyPatch, server: _Server, roots: dict[str, Path]
+    monkeypatch: pytest.MonkeyPatch, server: LocalServer, roots: dict[str, Path]
 ) -> None:
     """Debian recompresses the .gz files: content hashes still match, byte hashes do not."""
     dataset = _gz_dataset()
@@ -244,7 +203,7 @@ def test_recompressed_file_verified_by_content(
 
 
 def test_content_hash_rejects_other_content(
-    monkeypatch: pytest.MonkeyPatch, server: _Server, roots: dict[str, Path]
+    monkeypatch: pytest.MonkeyPatch, server: LocalServer, roots: dict[str, Path]
 ) -> None:
     dataset = _gz_dataset()
     _fake_catalog(monkeypatch, dataset, content=True)
@@ -258,7 +217,7 @@ def test_content_hash_rejects_other_content(
 
 
 def _failed_download(
-    monkeypatch: pytest.MonkeyPatch, server: _Server, roots: dict[str, Path], **files: bytes
+    monkeypatch: pytest.MonkeyPatch, server: LocalServer, roots: dict[str, Path], **files: bytes
 ) -> str:
     """Serve the dataset with the first file replaced/broken; return the DataError message."""
     dataset = _gz_dataset()
@@ -275,9 +234,9 @@ def _failed_download(
 
 
 def test_truncated_download_leaves_nothing(
-    monkeypatch: pytest.MonkeyPatch, server: _Server, roots: dict[str, Path]
+    monkeypatch: pytest.MonkeyPatch, server: LocalServer, roots: dict[str, Path]
 ) -> None:
-    server.modes["/train-images-idx3-ubyte.gz"] = "truncate"
+    server.truncate.add("/train-images-idx3-ubyte.gz")
     message = _failed_download(monkeypatch, server, roots)
     # The code words it "download incomplete (received X of Y bytes ...)".
     assert "incomplete" in message or "truncated" in message
@@ -286,7 +245,7 @@ def test_truncated_download_leaves_nothing(
 
 
 def test_corrupted_download_leaves_nothing(
-    monkeypatch: pytest.MonkeyPatch, server: _Server, roots: dict[str, Path]
+    monkeypatch: pytest.MonkeyPatch, server: LocalServer, roots: dict[str, Path]
 ) -> None:
     good = _gz_dataset()["train-images-idx3-ubyte.gz"][1]
     bad = bytearray(good)
@@ -298,7 +257,7 @@ def test_corrupted_download_leaves_nothing(
 
 
 def test_http_404_leaves_nothing(
-    monkeypatch: pytest.MonkeyPatch, server: _Server, roots: dict[str, Path]
+    monkeypatch: pytest.MonkeyPatch, server: LocalServer, roots: dict[str, Path]
 ) -> None:
     dataset = _gz_dataset()
     _fake_catalog(monkeypatch, dataset, content=False)
@@ -310,19 +269,19 @@ def test_http_404_leaves_nothing(
 
 
 def test_failure_after_some_files_keeps_the_verified_ones(
-    monkeypatch: pytest.MonkeyPatch, server: _Server, roots: dict[str, Path]
+    monkeypatch: pytest.MonkeyPatch, server: LocalServer, roots: dict[str, Path]
 ) -> None:
     dataset = _gz_dataset()
     _fake_catalog(monkeypatch, dataset, content=False)
     server.files.update({f"/{name}": packed for name, (_, packed) in dataset.items()})
-    server.modes["/t10k-images-idx3-ubyte.gz"] = "truncate"
+    server.truncate.add("/t10k-images-idx3-ubyte.gz")
     cfg = _download_cfg(roots, server.url)
     with pytest.raises(DataError) as info:
         load_data(cfg, progress=False)
     check_message(info.value, "t10k-images-idx3-ubyte.gz")
     target = roots["data_path"] / "mnist"
     assert _leftovers(target) == ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
-    del server.modes["/t10k-images-idx3-ubyte.gz"]
+    server.truncate.discard("/t10k-images-idx3-ubyte.gz")
     del server.files["/train-images-idx3-ubyte.gz"]  # already there: not fetched again
     assert _count(cfg) == 10
     assert _leftovers(target) == sorted(dataset)
@@ -330,7 +289,7 @@ def test_failure_after_some_files_keeps_the_verified_ones(
 
 def test_unreachable_mirror(monkeypatch: pytest.MonkeyPatch, roots: dict[str, Path]) -> None:
     _fake_catalog(monkeypatch, _gz_dataset(), content=False)
-    closed = _Server()
+    closed = LocalServer()
     url = closed.url
     closed.close()
     with pytest.raises(DataError) as info:
