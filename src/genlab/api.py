@@ -201,9 +201,15 @@ def _eval_binarization(config: RunConfig) -> str:
 
 
 def sample(
-    run: RunDir | str | Path, *, n: int = 64, seed: int = 0, out: str | Path | None = None
+    run: RunDir | str | Path,
+    *,
+    n: int = 64,
+    seed: int = 0,
+    out: str | Path | None = None,
+    progress: bool = True,
 ) -> Path:
-    """A grid of n samples from the model's prior; returns the PNG's path."""
+    """A grid of n samples from the model; returns the PNG's path. Slow samplers
+    (autoregressive models) show a progress bar unless ``progress`` is False."""
     run = _open(run)
     _positive(n, "n")
     model = run.load_model()
@@ -214,7 +220,7 @@ def sample(
             "train a vae"
         )
     with torch.no_grad():
-        images = model.sample(n, generator=torch.Generator().manual_seed(seed))
+        images = model.sample(n, generator=torch.Generator().manual_seed(seed), progress=progress)
     return save_grid(images, out or run.samples / f"sample-seed{seed}.png")
 
 

@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", metavar="PNG", help="output file (default RUN/samples/...)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     for name, text in (
         ("reconstruct", "test images above their reconstructions"),
@@ -191,7 +192,9 @@ def _print_eval(results: dict) -> None:
 def _sample(args: argparse.Namespace) -> int:
     from genlab import api
 
-    print(api.sample(args.run, n=args.n, seed=args.seed, out=args.out))
+    print(
+        api.sample(args.run, n=args.n, seed=args.seed, out=args.out, progress=not args.no_progress)
+    )
     return 0
 
 

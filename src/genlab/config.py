@@ -72,6 +72,7 @@ class TrainConfig:
     grad_clip: float | None = None  # max global grad norm
     early_stopping_patience: int | None = None  # epochs without validation improvement
     checkpoint_every: int = 1  # epochs between training-state checkpoints
+    sample_every: int = 1  # epochs between sample grids in samples/ (0: never; last one always)
     seed: int = 0
     threads: int | None = None  # torch.set_num_threads; None keeps torch's default
     progress: bool = True
@@ -81,6 +82,8 @@ class TrainConfig:
         for key in ("epochs", "batch_size", "checkpoint_every", "step_size_epochs"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        if self.sample_every < 0:
+            raise ConfigError(f"train.sample_every must be >= 0, got {self.sample_every}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be positive, got {self.lr}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):

@@ -42,6 +42,8 @@ class Phase:
     name: str
     parameters: Callable[[], Iterable[nn.Parameter]]
     repeats: int = 1
+    lr: float | None = None  # overrides train.lr for this phase's optimiser
+    betas: tuple[float, float] | None = None  # overrides train.betas for this phase's optimiser
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,10 @@ class GenerativeModel(nn.Module):
     def phases(self) -> list[Phase]:
         """The optimisation phases, run in order every training iteration."""
         return [Phase("main", self.parameters)]
+
+    def after_step(self, phase: str) -> None:
+        """Called by the Trainer after each optimiser step of ``phase`` (e.g. to update an
+        exponential moving average of some weights). The default does nothing."""
 
     def loss(
         self,
@@ -121,7 +127,12 @@ class SupportsReconstruct(Protocol):
 
 @runtime_checkable
 class SupportsSample(Protocol):
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor: ...
+    """``sample`` returns n images (n, C, H, W) in [0, 1]; ``progress`` asks for a progress bar
+    where sampling is slow (autoregressive models)."""
+
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, progress: bool = False
+    ) -> torch.Tensor: ...
 
 
 @runtime_checkable

@@ -107,7 +107,9 @@ class VAE(GenerativeModel):
         """log p(x | z = E[z|x]) per image, (B,) nats."""
         return self.likelihood.log_prob(self.decoder(self.encode(x).mean), x)
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, progress: bool = False
+    ) -> torch.Tensor:
         """n images: z ~ N(0, I), shown as the mean of p(x|z) (the usual VAE sample grid)."""
         ref = next(self.parameters())
         z = torch.randn(n, self.config.latent_dim, generator=generator, dtype=ref.dtype)

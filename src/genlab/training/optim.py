@@ -11,14 +11,27 @@ from torch import nn
 from genlab.config import TrainConfig
 
 
-def build_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(
+    params: Iterable[nn.Parameter],
+    cfg: TrainConfig,
+    *,
+    lr: float | None = None,
+    betas: tuple[float, float] | None = None,
+) -> torch.optim.Optimizer:
     """Adam or AdamW; the fused kernel (one pass over all parameters) is used on CPU and CUDA,
-    which is several times faster than the per-tensor loop for small models."""
+    which is several times faster than the per-tensor loop for small models. ``lr`` and
+    ``betas`` override the config's (a model phase may set its own)."""
     params = [p for p in params if p.requires_grad]
     cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    betas = (float(cfg.betas[0]), float(cfg.betas[1]))
+    b = betas if betas is not None else cfg.betas
     fused = all(p.device.type in ("cpu", "cuda") for p in params)
-    return cls(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay, fused=fused)
+    return cls(
+        params,
+        lr=cfg.lr if lr is None else lr,
+        betas=(float(b[0]), float(b[1])),
+        weight_decay=cfg.weight_decay,
+        fused=fused,
+    )
 
 
 def build_schedule(

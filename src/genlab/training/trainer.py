@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,15 @@ from genlab.training.optim import build_optimizer, build_schedule
 VAL_BATCH = 500
 LOG_EVERY = 100  # steps between "train" records in metrics.jsonl
 SAMPLE_GRID = 64
+COLLAPSE_RMS = 0.01  # median pairwise RMS pixel distance below which samples count as collapsed
+
+
+def sample_diversity(images: torch.Tensor) -> float:
+    """Median RMS pixel distance (in [0, 1] units) over all pairs of a batch of images."""
+    flat = images.flatten(1).double()  # (N, D)
+    distances = torch.cdist(flat, flat) / flat.shape[1] ** 0.5  # (N, N)
+    upper = torch.triu_indices(flat.shape[0], flat.shape[0], offset=1)
+    return distances[upper[0], upper[1]].median().item()
 
 
 @dataclass
@@ -51,7 +61,10 @@ class Trainer:
         self.model, self.data, self.cfg, self.run = model, data, cfg, run
         self.phases = model.phases()
         self.params = {p.name: [q for q in p.parameters() if q.requires_grad] for p in self.phases}
-        self.optimizers = {name: build_optimizer(ps, cfg) for name, ps in self.params.items()}
+        self.optimizers = {
+            p.name: build_optimizer(self.params[p.name], cfg, lr=p.lr, betas=p.betas)
+            for p in self.phases
+        }
         self.stream = data.stream("train", cfg.batch_size, shuffle=True, seed=cfg.seed)
         if len(self.stream) == 0:
             raise ConfigError(
@@ -65,6 +78,12 @@ class Trainer:
         if cfg.early_stopping_patience and not has_val:
             raise ConfigError(
                 "train.early_stopping_patience needs a validation split; set data.val_fraction > 0"
+            )
+        if cfg.early_stopping_patience and len(self.phases) > 1:
+            raise ConfigError(
+                f"train.early_stopping_patience needs one validation loss, but the {model.family} "
+                f"family trains {len(self.phases)} phases "
+                f"({', '.join(p.name for p in self.phases)}); set it to null"
             )
         self.val_stream = data.stream("val", VAL_BATCH, shuffle=False) if has_val else None
         self.generator = torch.Generator().manual_seed(cfg.seed)
@@ -136,11 +155,12 @@ class Trainer:
             if self.val_stream is not None:
                 val = self.validate()
                 record.update({f"val/{k}": v for k, v in val.items()})
-                stopped_early = self._early_stopping(val["loss"])
+                if "loss" in val:  # one phase: its loss drives early stopping and best weights
+                    stopped_early = self._early_stopping(val["loss"])
             self.epoch += 1
             self.batch = 0
+            record.update(self._save_samples())
             self._log(record)
-            self._save_samples()
             last = self.epoch == cfg.epochs or stopped_early
             if self.epoch % cfg.checkpoint_every == 0 or last:
                 self.checkpoint()
@@ -220,6 +240,7 @@ class Trainer:
                 if self.cfg.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(self.params[phase.name], self.cfg.grad_clip)
                 optimizer.step()
+                self.model.after_step(phase.name)
             self.schedulers[phase.name].step()
             prefix = "" if len(self.phases) == 1 else f"{phase.name}/"
             logged.update({prefix + k: v.detach() for k, v in terms.items()})
@@ -267,14 +288,29 @@ class Trainer:
         if self.run is not None:
             self.run.append_metrics(record)
 
-    def _save_samples(self) -> None:
+    def _save_samples(self) -> dict[str, float]:
+        """Save a grid of samples from a fixed seed; return their diversity for the log, and
+        warn when the samples have collapsed onto (nearly) one image."""
+        cfg = self.cfg
         if self.run is None or not isinstance(self.model, SupportsSample):
-            return
+            return {}
+        if cfg.sample_every == 0 or (self.epoch % cfg.sample_every and self.epoch != cfg.epochs):
+            return {}
         self.model.eval()
         with torch.no_grad():
             images = self.model.sample(SAMPLE_GRID, generator=torch.Generator().manual_seed(0))
         self.model.train()
         save_grid(images, self.run.samples / f"train-epoch-{self.epoch:04d}.png")
+        diversity = sample_diversity(images)
+        if diversity < COLLAPSE_RMS:
+            warnings.warn(
+                f"epoch {self.epoch}: the {SAMPLE_GRID} samples have collapsed (median pairwise "
+                f"RMS distance {diversity:.4f} < {COLLAPSE_RMS}): the model makes nearly one "
+                "image whatever its noise",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return {"samples/pairwise_rms": diversity}
 
     def _lr(self) -> float:
         return self.optimizers[self.phases[0].name].param_groups[0]["lr"]
