@@ -10,7 +10,19 @@ TINY = [
     "train.batch_size=64",
     "train.progress=false",
     "eval.iwae_k=20",
+    "eval.num_samples=200",
+    "eval.kid_subsets=10",
+    "eval.kid_subset_size=100",
 ]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Feature networks and downloads cache under a temporary XDG_CACHE_HOME, never ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    yield
+    mp.undo()
 
 
 @pytest.fixture

@@ -177,7 +177,9 @@ def evaluate(
     model = run.load_model()
     data = load_data(config.data, progress=progress)
     start = time.perf_counter()
-    results = evaluate_model(model, data, config.eval, split=split, progress=progress)
+    results = evaluate_model(
+        model, data, config.eval, split=split, progress=progress, run_info=run.info()
+    )
     results = {
         "run": run.path.name,
         "family": model.family,

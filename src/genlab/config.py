@@ -96,21 +96,57 @@ class TrainConfig:
             raise ConfigError(f"train.max_steps must be >= 1 or null, got {self.max_steps}")
 
 
+ALL_METRICS = (
+    "nll",
+    "elbo",
+    "recon_error",
+    "fd",
+    "kid",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "probe",
+    "sample_speed",
+    "train_speed",
+)
+
+
 @dataclass(frozen=True)
 class EvalConfig:
-    """The evaluation protocol; metric names carry these settings (e.g. ``nll_iwae_k1000``)."""
+    """The evaluation protocol; metric names carry these settings (``nll_iwae_k1000``,
+    ``fd_cnn_10k``, ``precision_cnn_k3_10k``, ``probe_logreg_acc_n1000``)."""
 
-    metrics: tuple[str, ...] = ("elbo", "nll", "recon_error")
+    metrics: tuple[str, ...] = ALL_METRICS
     iwae_k: int = 1000
     batch_size: int = 100  # test images per batch; IWAE splits each batch's k samples further
     seed: int = 1234
     max_images: int | None = None  # evaluate on the first N test images only (quick checks)
+    num_samples: int = 10000  # model samples for the sample-quality metrics
+    pr_k: int = 3  # neighbourhood size of precision/recall (Kynkäänniemi et al. 2019)
+    dc_k: int = 5  # neighbourhood size of density/coverage (Naeem et al. 2020)
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    probe_labels: int = 1000  # class-balanced training labels for probe_logreg_acc
+    speed_samples: int = 100  # images timed by sample_speed when no sample metric drew any
 
     def __post_init__(self) -> None:
-        if self.iwae_k < 1:
-            raise ConfigError(f"eval.iwae_k must be >= 1, got {self.iwae_k}")
-        if self.batch_size < 1:
-            raise ConfigError(f"eval.batch_size must be >= 1, got {self.batch_size}")
+        for key in (
+            "iwae_k",
+            "batch_size",
+            "num_samples",
+            "pr_k",
+            "dc_k",
+            "kid_subsets",
+            "probe_labels",
+            "speed_samples",
+        ):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"eval.{key} must be >= 1, got {getattr(self, key)}")
+        if self.kid_subset_size < 2:
+            raise ConfigError(f"eval.kid_subset_size must be >= 2, got {self.kid_subset_size}")
+        if self.max_images is not None and self.max_images < 1:
+            raise ConfigError(f"eval.max_images must be >= 1 or null, got {self.max_images}")
 
 
 @dataclass(frozen=True)

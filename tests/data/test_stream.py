@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -112,29 +111,3 @@ def test_uniform_below_255_is_exact_range() -> None:
     assert counts.shape == (255,) and (counts / counts.mean() - 1).abs().max() < 0.05
     ones = bernoulli_uint8(torch.full((4096,), 255, dtype=torch.uint8), torch.Generator())
     assert bool((ones == 1).all())
-
-
-def test_batch_overhead_is_small(digits: dict) -> None:
-    images = torch.randint(0, 256, (4096, 1, 28, 28), dtype=torch.uint8)
-    stream = BatchStream(images, None, mode="grey", batch_size=128, shuffle=True)
-    list(stream.epoch(0))
-    start = time.perf_counter()
-    for epoch in range(1, 6):
-        for _ in stream.epoch(epoch):
-            pass
-    per_batch = (time.perf_counter() - start) / (5 * len(stream))
-    assert per_batch < 2e-3  # generous: measured ~30 us on one core
-
-
-@pytest.mark.skipif(
-    not (FASHION / "train-images-idx3-ubyte.gz").exists(),
-    reason="Debian's dataset-fashion-mnist is not installed",
-)
-def test_fashion_mnist_from_system_dir(monkeypatch: pytest.MonkeyPatch) -> None:
-    from genlab.data import locate
-
-    monkeypatch.setattr(locate, "SYSTEM_DATA_DIRS", (FASHION.parent,))
-    data = load_data(DataConfig(name="fashion-mnist", download=False), progress=False)
-    assert len(data.train) + len(data.val) == 60000 and len(data.test) == 10000
-    assert data.shape == (1, 28, 28) and data.train.labels is not None
-    assert int(data.test.labels.max()) == 9

@@ -1,33 +1,30 @@
-"""The metric registry. Every metric has one signature::
+"""The metric registry, and the likelihood metrics. Every metric has one signature::
 
-    metric.compute(model, batches, info, cfg, generator) -> MetricResult
+    metric.compute(ctx: EvalContext) -> MetricResult
 
-and a name that carries its protocol (``nll_iwae_k1000``, ``nll_exact``, ``elbo``). A metric
-that does not apply to a model says why in :meth:`Metric.not_applicable`, never a number.
+and a name that carries its protocol (``nll_iwae_k1000``, ``nll_exact``, ``elbo``,
+``fd_cnn_10k``). A metric that does not apply to a model says why in
+:meth:`Metric.not_applicable`, never a number. Sample-quality metrics live in
+``sample_metrics.py``, probe and speed metrics in ``run_metrics.py``; both register here.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from genlab.config import EvalConfig
 from genlab.evaluation.bits import bits_per_dim
+from genlab.evaluation.context import EvalContext
 from genlab.models.base import (
-    DataInfo,
-    GenerativeModel,
     SupportsElbo,
     SupportsLikelihood,
     SupportsReconstruct,
     SupportsReconstructionLikelihood,
 )
 from genlab.registry import Registry
-
-Batches = Callable[[], Iterable[torch.Tensor]]  # a fresh pass over the evaluation images
 
 
 @dataclass
@@ -44,19 +41,11 @@ class MetricResult:
 class Metric:
     description: str = ""
 
-    def not_applicable(self, model: GenerativeModel) -> str | None:
-        """None if the metric applies to ``model``, else the reason it does not."""
+    def not_applicable(self, ctx: EvalContext) -> str | None:
+        """None if the metric applies to ``ctx.model`` (and its data), else the reason."""
         return None
 
-    def compute(
-        self,
-        model: GenerativeModel,
-        batches: Batches,
-        info: DataInfo,
-        cfg: EvalConfig,
-        generator: torch.Generator,
-        progress: Callable[[Iterable[Any]], Iterable[Any]],
-    ) -> MetricResult:
+    def compute(self, ctx: EvalContext) -> MetricResult:
         raise NotImplementedError
 
 
@@ -76,15 +65,16 @@ class NegativeLogLikelihood(Metric):
         "IWAE bound with eval.iwae_k samples for VAEs (named nll_iwae_k<K>)"
     )
 
-    def not_applicable(self, model: GenerativeModel) -> str | None:
-        if not isinstance(model, SupportsLikelihood):
-            return f"the {model.family} family defines no likelihood"
+    def not_applicable(self, ctx: EvalContext) -> str | None:
+        if not isinstance(ctx.model, SupportsLikelihood):
+            return f"the {ctx.model.family} family defines no likelihood"
         return None
 
-    def compute(self, model, batches, info, cfg, generator, progress):  # noqa: ANN001, ANN201
+    def compute(self, ctx: EvalContext) -> MetricResult:
+        model, cfg, info, generator = ctx.model, ctx.cfg, ctx.info, ctx.generator()
         values, mc_var = [], []
         kind = "exact"
-        for x in progress(batches()):
+        for x in ctx.batch_bar("nll"):
             result = model.log_likelihood(x, k=cfg.iwae_k, generator=generator)  # type: ignore[attr-defined]
             kind = result.kind
             values.append(-result.values.double())
@@ -111,14 +101,15 @@ class NegativeLogLikelihood(Metric):
 class Elbo(Metric):
     description = "test ELBO in nats (higher is better) with its reconstruction and KL terms"
 
-    def not_applicable(self, model: GenerativeModel) -> str | None:
-        if not isinstance(model, SupportsElbo):
-            return f"the {model.family} family has no evidence lower bound"
+    def not_applicable(self, ctx: EvalContext) -> str | None:
+        if not isinstance(ctx.model, SupportsElbo):
+            return f"the {ctx.model.family} family has no evidence lower bound"
         return None
 
-    def compute(self, model, batches, info, cfg, generator, progress):  # noqa: ANN001, ANN201
+    def compute(self, ctx: EvalContext) -> MetricResult:
+        model, info, generator = ctx.model, ctx.info, ctx.generator()
         parts: dict[str, list[torch.Tensor]] = {"elbo": [], "recon": [], "kl": []}
-        for x in progress(batches()):
+        for x in ctx.batch_bar("elbo"):
             terms = model.elbo_terms(x, generator=generator)  # type: ignore[attr-defined]
             for key in parts:
                 parts[key].append(terms[key].double())
@@ -146,14 +137,15 @@ class ReconstructionError(Metric):
         "in [0, 1] units, and -log p(x | z=mean) in nats when the model has a likelihood"
     )
 
-    def not_applicable(self, model: GenerativeModel) -> str | None:
-        if not isinstance(model, SupportsReconstruct):
-            return f"the {model.family} family does not reconstruct its input"
+    def not_applicable(self, ctx: EvalContext) -> str | None:
+        if not isinstance(ctx.model, SupportsReconstruct):
+            return f"the {ctx.model.family} family does not reconstruct its input"
         return None
 
-    def compute(self, model, batches, info, cfg, generator, progress):  # noqa: ANN001, ANN201
+    def compute(self, ctx: EvalContext) -> MetricResult:
+        model = ctx.model
         squared, nll = [], []
-        for x in progress(batches()):
+        for x in ctx.batch_bar("recon_error"):
             recon = model.reconstruct(x)  # type: ignore[attr-defined]
             squared.append((recon - x).double().square().flatten(1).mean(1))
             if isinstance(model, SupportsReconstructionLikelihood):

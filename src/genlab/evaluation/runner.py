@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from typing import Any
-
-import torch
-from tqdm.auto import tqdm
 
 from genlab.config import EvalConfig
 from genlab.errors import ConfigError
+from genlab.evaluation import run_metrics as _run_metrics  # noqa: F401  (registers metrics)
+from genlab.evaluation import sample_metrics as _sample_metrics  # noqa: F401  (registers metrics)
+from genlab.evaluation.context import EvalContext
 from genlab.evaluation.metrics import METRICS
 from genlab.models.base import GenerativeModel
 
@@ -31,46 +30,39 @@ def evaluate(
     *,
     split: str = "test",
     progress: bool = True,
+    run_info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every metric in ``cfg.metrics`` on ``split``; inapplicable ones say why instead."""
+    """Every metric in ``cfg.metrics`` on ``split``; inapplicable ones say why instead.
+
+    ``data`` needs ``tensor(split)``; the probe and sample-quality metrics also use its
+    labels and training split. ``run_info`` (a run's run.json) feeds ``train_speed``.
+    """
     check_metric_names(cfg)
     images = data.tensor(split)  # (N, C, H, W) as the model sees them
     if cfg.max_images is not None:
         images = images[: cfg.max_images]
-    info = model.data_info
     model.eval()
+    ctx = EvalContext(model, images, cfg, data=data, run_info=run_info, progress=progress)
     metrics: dict[str, Any] = {}
     not_applicable: dict[str, str] = {}
     for base in cfg.metrics:
         metric = METRICS.get(base)
-        reason = metric.not_applicable(model)
+        reason = metric.not_applicable(ctx)
         if reason is not None:
             not_applicable[base] = reason
             continue
-        generator = torch.Generator().manual_seed(cfg.seed)
-        batches_total = -(-images.shape[0] // cfg.batch_size)
-
-        def bar(it: Iterable[Any], _name: str = base, _total: int = batches_total) -> Iterable[Any]:
-            return tqdm(
-                it,
-                total=_total,
-                desc=_name,
-                unit="batch",
-                disable=not progress,
-                leave=False,
-                dynamic_ncols=True,
-            )
-
         start = time.perf_counter()
-        with torch.no_grad():
-            result = metric.compute(
-                model, lambda: images.split(cfg.batch_size), info, cfg, generator, bar
-            )
+        result = metric.compute(ctx)
         metrics[result.name] = {**result.to_json(), "seconds": time.perf_counter() - start}
     return {
         "split": split,
         "images": int(images.shape[0]),
-        "protocol": {"iwae_k": cfg.iwae_k, "seed": cfg.seed, "batch_size": cfg.batch_size},
+        "protocol": {
+            "iwae_k": cfg.iwae_k,
+            "seed": cfg.seed,
+            "batch_size": cfg.batch_size,
+            "num_samples": cfg.num_samples,
+        },
         "metrics": metrics,
         "not_applicable": not_applicable,
     }

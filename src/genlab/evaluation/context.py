@@ -1,0 +1,120 @@
+"""What a metric sees: the model, the evaluation images, the protocol, and shared work.
+
+Several metrics need the same expensive things (the model's samples, their features, the
+feature network, the real features); :class:`EvalContext` computes each once, on first use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from genlab.config import EvalConfig
+from genlab.evaluation.feature_net import FeatureNet, load_or_train_feature_net
+from genlab.models.base import DataInfo, GenerativeModel
+
+SAMPLE_BATCH = 500  # images per call to model.sample when drawing the evaluation samples
+
+
+def count_label(n: int) -> str:
+    """10000 -> '10k', 2500 -> '2500': the sample count as it appears in metric names."""
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+@dataclass
+class EvalContext:
+    model: GenerativeModel
+    images: torch.Tensor  # (N, C, H, W) evaluation images as the model sees them
+    cfg: EvalConfig
+    data: Any = None  # DataSplits: labels, training split, feature network
+    run_info: dict[str, Any] | None = None  # run.json of the evaluated run, if any
+    progress: bool = True
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def info(self) -> DataInfo:
+        return self.model.data_info
+
+    def generator(self) -> torch.Generator:
+        """A fresh generator seeded with eval.seed: each metric draws the same noise."""
+        return torch.Generator().manual_seed(self.cfg.seed)
+
+    def batches(self) -> Iterable[torch.Tensor]:
+        return self.images.split(self.cfg.batch_size)
+
+    def bar(self, iterable: Iterable[Any], name: str, total: int | None = None) -> Iterable[Any]:
+        return tqdm(
+            iterable,
+            total=total,
+            desc=name,
+            unit="batch",
+            disable=not self.progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
+
+    def batch_bar(self, name: str) -> Iterable[torch.Tensor]:
+        return self.bar(self.batches(), name, -(-self.images.shape[0] // self.cfg.batch_size))
+
+    def memo(self, key: str, compute: Any) -> Any:
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def has_labels(self) -> bool:
+        """Whether the data have train and test labels (feature network, probes)."""
+        splits = [getattr(self.data, name, None) for name in ("train", "test")]
+        return all(s is not None and s.labels is not None for s in splits)
+
+    # -- sample-quality inputs ------------------------------------------------------------
+    @property
+    def num_samples(self) -> int:
+        return self.cfg.num_samples
+
+    def feature_net(self) -> tuple[FeatureNet, dict[str, Any]]:
+        return self.memo(
+            "feature_net", lambda: load_or_train_feature_net(self.data, progress=self.progress)
+        )
+
+    def samples(self) -> tuple[torch.Tensor, float]:
+        """(num_samples model samples (n, C, H, W), seconds spent drawing them)."""
+
+        def draw() -> tuple[torch.Tensor, float]:
+            generator, n, chunks = self.generator(), self.num_samples, []
+            start = time.perf_counter()
+            sizes = [min(SAMPLE_BATCH, n - s) for s in range(0, n, SAMPLE_BATCH)]
+            with torch.no_grad():
+                for size in self.bar(sizes, "samples", len(sizes)):
+                    chunks.append(self.model.sample(size, generator=generator))  # type: ignore[attr-defined]
+            return torch.cat(chunks).clamp_(0, 1), time.perf_counter() - start
+
+        return self.memo("samples", draw)
+
+    def sample_features(self) -> torch.Tensor:
+        return self.memo(
+            "sample_features", lambda: self.feature_net()[0].features_of(self.samples()[0])
+        )
+
+    def real_features(self) -> torch.Tensor:
+        """Features of the first min(num_samples, N) evaluation images: the reference set."""
+        return self.memo(
+            "real_features",
+            lambda: self.feature_net()[0].features_of(self.images[: self.num_samples]),
+        )
+
+    def floor_features(self) -> torch.Tensor:
+        """Features of as many training images (as the model sees them, seeded choice) as the
+        reference set has: real against real, the floor of every sample-quality metric."""
+
+        def compute() -> torch.Tensor:
+            train = self.data.tensor("train")
+            count = min(self.real_features().shape[0], train.shape[0])
+            index = torch.randperm(train.shape[0], generator=self.generator())[:count]
+            return self.feature_net()[0].features_of(train[index])
+
+        return self.memo("floor_features", compute)

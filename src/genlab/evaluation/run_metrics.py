@@ -1,0 +1,126 @@
+"""Representation and speed metrics, registered in :data:`METRICS` beside the others.
+
+- ``probe_logreg_acc_n<L>``: test accuracy of multinomial logistic regression on the encoder's
+  codes (posterior means for a VAE), fitted on ``eval.probe_labels`` class-balanced training
+  labels, with the raw-pixel probe on the same labels as ``pixel_baseline``.
+- ``sample_images_per_s``: images per second drawn by ``model.sample`` (the evaluation samples
+  when the sample-quality metrics drew them, else ``eval.speed_samples`` images).
+- ``train_images_per_s``: training throughput recorded by the Trainer in the run's run.json.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from genlab.evaluation.context import EvalContext
+from genlab.evaluation.features import encode_images
+from genlab.evaluation.metrics import METRICS, Metric, MetricResult
+from genlab.evaluation.probe import probe_features
+from genlab.models.base import SupportsEncode, SupportsSample
+
+
+@dataclass
+class ProbeAccuracy(Metric):
+    description = "linear probe (logistic regression) test accuracy on the encoder's codes"
+
+    def not_applicable(self, ctx: EvalContext) -> str | None:
+        if not isinstance(ctx.model, SupportsEncode):
+            return f"the {ctx.model.family} family has no encoder to probe"
+        if not ctx.has_labels():
+            return "the data have no labels to probe with"
+        return None
+
+    def compute(self, ctx: EvalContext) -> MetricResult:
+        labels = ctx.cfg.probe_labels
+        train_images = ctx.data.tensor("train")
+        train_labels = ctx.data.train.labels.numpy()
+        test_labels = ctx.data.split("test").labels.numpy()[: ctx.images.shape[0]]
+        codes_train, _ = encode_images(ctx.model, train_images)
+        codes_test, _ = encode_images(ctx.model, ctx.images)
+        sizes, seeds = (labels,), (ctx.cfg.seed,)
+
+        def accuracy(train: torch.Tensor, test: torch.Tensor) -> float:
+            result = probe_features(
+                train.numpy().reshape(train.shape[0], -1),
+                train_labels,
+                test.numpy().reshape(test.shape[0], -1),
+                test_labels,
+                sizes=sizes,
+                seeds=seeds,
+                classifiers=("logreg",),
+            )
+            return float(result["logreg"][str(labels)]["mean"])
+
+        classes = np.unique(train_labels).size
+        return MetricResult(
+            f"probe_logreg_acc_n{labels}",
+            accuracy(codes_train, codes_test),
+            "accuracy",
+            {
+                "labels": labels,
+                "code": "posterior mean" if hasattr(ctx.model, "elbo_terms") else "code",
+                "code_dim": int(codes_train.shape[1]),
+                "pixel_baseline": accuracy(train_images, ctx.images),
+                "chance": 1.0 / classes,
+            },
+        )
+
+
+@dataclass
+class SamplingSpeed(Metric):
+    description = "images per second drawn by the model's sampler (single process, CPU threads)"
+
+    def not_applicable(self, ctx: EvalContext) -> str | None:
+        if not isinstance(ctx.model, SupportsSample):
+            return f"the {ctx.model.family} family cannot sample"
+        return None
+
+    def compute(self, ctx: EvalContext) -> MetricResult:
+        if "samples" in ctx._memo:
+            images, seconds = ctx.samples()
+            count, how = images.shape[0], "the evaluation samples"
+        else:
+            count, how = ctx.cfg.speed_samples, "eval.speed_samples images"
+            start = time.perf_counter()
+            with torch.no_grad():
+                ctx.model.sample(count, generator=ctx.generator())  # type: ignore[attr-defined]
+            seconds = time.perf_counter() - start
+        return MetricResult(
+            "sample_images_per_s",
+            count / seconds,
+            "images/s",
+            {
+                "images": int(count),
+                "seconds": seconds,
+                "measured_on": how,
+                "threads": torch.get_num_threads(),
+            },
+        )
+
+
+@dataclass
+class TrainingSpeed(Metric):
+    description = "training images per second, as the Trainer measured them"
+
+    def not_applicable(self, ctx: EvalContext) -> str | None:
+        if not ctx.run_info or not ctx.run_info.get("train_images_per_s"):
+            return "no training record: evaluate a run folder trained by genlab"
+        return None
+
+    def compute(self, ctx: EvalContext) -> MetricResult:
+        info = ctx.run_info or {}
+        return MetricResult(
+            "train_images_per_s",
+            float(info["train_images_per_s"]),
+            "images/s",
+            {"train_seconds": info.get("train_seconds"), "threads": info.get("threads")},
+        )
+
+
+METRICS.register("probe")(ProbeAccuracy())
+METRICS.register("sample_speed")(SamplingSpeed())
+METRICS.register("train_speed")(TrainingSpeed())

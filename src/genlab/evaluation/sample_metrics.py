@@ -1,0 +1,135 @@
+"""Sample-quality metrics in the feature network's space, registered in :data:`METRICS`.
+
+Each compares ``eval.num_samples`` model samples with the first ``min(num_samples, N)``
+evaluation images, and reports as its ``floor`` the same quantity for as many real training
+images against those evaluation images: what a perfect model would score at this sample size.
+Names carry the feature network, the neighbourhood size and the number of samples, e.g.
+``fd_cnn_10k``, ``kid_cnn_10k``, ``precision_cnn_k3_10k``, ``coverage_cnn_k5_10k``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from genlab.evaluation.context import EvalContext, count_label
+from genlab.evaluation.feature_net import FEATURE_NET_NAME
+from genlab.evaluation.metrics import METRICS, Metric, MetricResult
+from genlab.evaluation.sample_quality import (
+    density_coverage,
+    frechet_distance,
+    kernel_inception_distance,
+    precision_recall,
+)
+from genlab.models.base import SupportsSample
+
+
+class SampleMetric(Metric):
+    """A metric of ``(real features, fake features) -> value``; subclasses set the rest."""
+
+    prefix: str = ""
+    unit: str = ""
+
+    def name(self, ctx: EvalContext) -> str:
+        return f"{self.prefix}_{FEATURE_NET_NAME}_{count_label(ctx.num_samples)}"
+
+    def not_applicable(self, ctx: EvalContext) -> str | None:
+        if not isinstance(ctx.model, SupportsSample):
+            return f"the {ctx.model.family} family cannot sample"
+        if not ctx.has_labels():
+            return "the data have no labels to train the feature network on"
+        if min(ctx.images.shape[0], ctx.num_samples) < 2:
+            return "needs at least two evaluation images and samples"
+        return None
+
+    def measure(self, real: torch.Tensor, fake: torch.Tensor, ctx: EvalContext) -> dict[str, Any]:
+        """``{"value": ..., other details}`` for one pair of feature sets."""
+        raise NotImplementedError
+
+    def compute(self, ctx: EvalContext) -> MetricResult:
+        real, fake = ctx.real_features(), ctx.sample_features()
+        measured = ctx.memo(f"{self.prefix}:model", lambda: self.measure(real, fake, ctx))
+        floor = ctx.memo(
+            f"{self.prefix}:floor", lambda: self.measure(real, ctx.floor_features(), ctx)
+        )
+        _, net = ctx.feature_net()
+        details = {k: v for k, v in measured.items() if k != "value"}
+        details.update(
+            {
+                "floor": floor["value"],
+                "floor_protocol": "real training images against the evaluation images",
+                "samples": int(fake.shape[0]),
+                "real_images": int(real.shape[0]),
+                "feature_net": {
+                    "name": net["name"],
+                    "test_accuracy": net["test_accuracy"],
+                    "test_accuracy_binarised": net["test_accuracy_binarised"],
+                },
+            }
+        )
+        return MetricResult(self.name(ctx), measured["value"], self.unit, details)
+
+
+@dataclass
+class FrechetDistance(SampleMetric):
+    description = "Fréchet distance between Gaussians fitted to real and sample features"
+    prefix = "fd"
+
+    def measure(self, real, fake, ctx):  # noqa: ANN001, ANN201
+        return {"value": frechet_distance(real, fake)}
+
+
+@dataclass
+class KernelDistance(SampleMetric):
+    description = "KID: unbiased MMD^2, cubic polynomial kernel, mean and std over subsets"
+    prefix = "kid"
+
+    def measure(self, real, fake, ctx):  # noqa: ANN001, ANN201
+        cfg = ctx.cfg
+        mean, std = kernel_inception_distance(
+            real,
+            fake,
+            subsets=cfg.kid_subsets,
+            subset_size=cfg.kid_subset_size,
+            generator=ctx.generator(),
+        )
+        return {"value": mean, "std": std, "subsets": cfg.kid_subsets}
+
+
+@dataclass
+class NeighbourhoodMetric(SampleMetric):
+    """One of the two numbers of a k-NN manifold comparison (both computed once)."""
+
+    description: str = ""
+    prefix: str = ""
+    pair: str = ""  # "pr" or "dc"
+    position: int = 0
+
+    def k(self, ctx: EvalContext) -> int:
+        return ctx.cfg.pr_k if self.pair == "pr" else ctx.cfg.dc_k
+
+    def name(self, ctx: EvalContext) -> str:
+        return f"{self.prefix}_{FEATURE_NET_NAME}_k{self.k(ctx)}_{count_label(ctx.num_samples)}"
+
+    def measure(self, real, fake, ctx):  # noqa: ANN001, ANN201
+        k = self.k(ctx)
+        function: Callable[..., tuple[float, float]] = (
+            precision_recall if self.pair == "pr" else density_coverage
+        )
+        key = f"{self.pair}:{id(fake)}"
+        both = ctx.memo(key, lambda: function(real, fake, k=k))
+        return {"value": both[self.position], "k": k}
+
+
+METRICS.register("fd")(FrechetDistance())
+METRICS.register("kid")(KernelDistance())
+for _name, _pair, _position, _text in (
+    ("precision", "pr", 0, "fraction of samples inside the real k-NN manifold"),
+    ("recall", "pr", 1, "fraction of real images inside the samples' k-NN manifold"),
+    ("density", "dc", 0, "samples per real k-NN ball, divided by k (1 when alike)"),
+    ("coverage", "dc", 1, "fraction of real k-NN balls holding at least one sample"),
+):
+    METRICS.register(_name)(NeighbourhoodMetric(_text, _name, _pair, _position))
