@@ -257,9 +257,26 @@ def interpolate(
     data_path: str | None = None,
 ) -> Path:
     """Decode straight lines between the codes of test-image pairs: one row per pair, the two
-    real images at the ends; returns the PNG's path."""
+    real images at the ends; returns the PNG's path.
+
+    A model without an encoder but with a latent space (``latent_dim`` and ``generate(z)``,
+    a GAN) interpolates instead between pairs of latents z ~ N(0, I) drawn with ``seed``: one
+    row per pair, ``steps`` generated images from one end to the other; no data is loaded."""
     _positive(steps, "steps")
-    run, model, images = _test_images(run, 2 * pairs, seed, data_path)
+    opened = _open(run)
+    model = opened.load_model()
+    if not isinstance(model, SupportsEncode) and hasattr(model, "generate"):
+        _positive(pairs, "pairs")
+        latent_dim: int = model.latent_dim  # type: ignore[assignment]
+        z = torch.randn(2 * pairs, latent_dim, generator=torch.Generator().manual_seed(seed))
+        t = torch.linspace(0, 1, steps).view(1, steps, 1)
+        path = z[0::2].unsqueeze(1) * (1 - t) + z[1::2].unsqueeze(1) * t  # (P, S, L)
+        with torch.no_grad():
+            generated = model.generate(path.flatten(0, 1))  # type: ignore[operator]
+        return save_grid(
+            generated, out or opened.samples / f"interpolate-seed{seed}.png", ncol=steps
+        )
+    run, model, images = _test_images(opened, 2 * pairs, seed, data_path)
     if not (isinstance(model, SupportsEncode) and hasattr(model, "decode")):
         raise RunError(f"the {model.family} family has no latent space to interpolate in")
     with torch.no_grad():

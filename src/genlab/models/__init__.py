@@ -7,6 +7,7 @@ from typing import Any
 from genlab.config_parse import parse_dataclass
 from genlab.errors import ConfigError
 from genlab.models import autoencoder as _autoencoder  # noqa: F401  (registers "ae")
+from genlab.models import gan as _gan  # noqa: F401  (registers "gan")
 from genlab.models import vae as _vae  # noqa: F401  (registers "vae")
 from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood, Phase
 from genlab.models.registry import MODELS

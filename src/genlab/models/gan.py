@@ -1,0 +1,286 @@
+"""Generative adversarial networks (Goodfellow et al. 2014): an implicit density.
+
+A generator G maps noise z ~ N(0, I) to images; a discriminator (critic) D scores images as
+real or generated. Training alternates two phases on the same real batch, each with its own
+parameters and optimiser (the shared Trainer runs them in order every iteration):
+
+- ``"discriminator"`` (``repeats`` = ``n_critic``) updates D on real images and on G(z),
+  with G held fixed (its output is computed without a graph);
+- ``"generator"`` updates G through D, whose parameters are frozen for that graph.
+
+Losses, with s = D(x) the unbounded score:
+
+- ``non_saturating`` (Goodfellow et al. 2014): D minimises softplus(-s_real) + softplus(s_fake)
+  (binary cross-entropy), G minimises softplus(-s_fake) = -log sigmoid(D(G(z))).
+- ``hinge`` (Lim & Ye 2017; Miyato et al. 2018): D minimises relu(1 - s_real) +
+  relu(1 + s_fake), G minimises -s_fake.
+- ``wgan_gp`` (Gulrajani et al. 2017): D minimises s_fake - s_real + gp_weight * GP with
+  GP = E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = e x_real + (1 - e) x_fake, e ~ U(0, 1) per
+  image; G minimises -s_fake.
+
+The architectures are DCGAN (Radford et al. 2016) or an MLP (see :mod:`genlab.models.gan_nets`);
+``spectral_norm`` normalises every discriminator weight by its largest singular value (Miyato
+et al. 2018). Samples come from an exponential moving average of the generator's weights
+(Karras et al. 2018; Yazici et al. 2019), kept in buffers so that checkpoints hold it and it
+is never trained. A GAN has no likelihood: evaluation reports likelihood metrics as not
+applicable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from genlab.errors import ConfigError
+from genlab.models.base import DataInfo, GenerativeModel, Phase
+from genlab.models.gan_nets import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MLPDiscriminator,
+    MLPGenerator,
+)
+from genlab.models.registry import MODELS
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    architecture: Literal["dcgan", "mlp"] = "dcgan"
+    latent_dim: int = 64
+    channels: tuple[int, ...] = (64, 128)  # dcgan: discriminator widths per stride-2 layer
+    hidden: tuple[int, ...] = (256, 256)  # mlp: hidden widths of both networks
+    loss: Literal["non_saturating", "hinge", "wgan_gp"] = "non_saturating"
+    gp_weight: float = 10.0  # wgan_gp: weight of the gradient penalty
+    spectral_norm: bool = False  # on every discriminator weight
+    ema_decay: float = 0.999  # generator EMA used by sample/generate; 0 samples the live one
+    n_critic: int = 1  # discriminator steps per generator step
+    d_lr: float = 2e-4
+    g_lr: float = 2e-4
+    betas: tuple[float, ...] = (0.5, 0.999)  # Adam betas of both phases (Radford et al. 2016)
+
+    def __post_init__(self) -> None:
+        if self.latent_dim < 1:
+            raise ConfigError(f"model.latent_dim must be >= 1, got {self.latent_dim}")
+        if not self.channels or any(c < 1 for c in self.channels):
+            raise ConfigError("model.channels must list positive layer widths, e.g. [64, 128]")
+        if any(h < 1 for h in self.hidden):
+            raise ConfigError("model.hidden entries must be >= 1")
+        if self.gp_weight < 0:
+            raise ConfigError(f"model.gp_weight must be >= 0, got {self.gp_weight}")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"model.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.n_critic < 1:
+            raise ConfigError(f"model.n_critic must be >= 1, got {self.n_critic}")
+        if self.d_lr <= 0 or self.g_lr <= 0:
+            raise ConfigError("model.d_lr and model.g_lr must be positive")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"model.betas must be two numbers in [0, 1), got {list(self.betas)}")
+
+
+class ExponentialMovingAverage(nn.Module):
+    """A running average of a module's parameters and floating-point buffers, held as buffers.
+
+    After update n (counting from 0) the average is ``a <- d_n a + (1 - d_n) w`` with
+    ``d_n = min(decay, (1 + n) / (10 + n))``: the warm-up keeps the average from remembering
+    the random initialisation (the schedule of TensorFlow's ExponentialMovingAverage).
+    Integer buffers (batch norm's step counter) are copied.
+    """
+
+    def __init__(self, source: nn.Module, decay: float) -> None:
+        super().__init__()
+        self.decay = decay
+        self.names: dict[str, str] = {}  # source name -> buffer name
+        for name, tensor in [*source.named_parameters(), *source.named_buffers()]:
+            key = "avg_" + name.replace(".", "_")
+            self.names[name] = key
+            self.register_buffer(key, tensor.detach().clone())
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    def current_decay(self) -> float:
+        """The decay the next update uses."""
+        n = int(self.updates)
+        return min(self.decay, (1 + n) / (10 + n))
+
+    @torch.no_grad()
+    def update(self, source: nn.Module) -> None:
+        d = self.current_decay()
+        for name, tensor in [*source.named_parameters(), *source.named_buffers()]:
+            average = getattr(self, self.names[name])
+            if tensor.is_floating_point():
+                average.mul_(d).add_(tensor.detach(), alpha=1 - d)
+            else:
+                average.copy_(tensor)
+        self.updates += 1
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The averaged tensors under the source module's names (for ``functional_call``)."""
+        return {name: getattr(self, key) for name, key in self.names.items()}
+
+
+@contextmanager
+def _frozen(module: nn.Module) -> Iterator[None]:
+    """Build graphs in which ``module``'s parameters need no gradient, then restore them."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+@MODELS.register("gan")
+class GAN(GenerativeModel):
+    """GAN with DCGAN or MLP networks, non-saturating/hinge/WGAN-GP losses and a generator EMA."""
+
+    family = "gan"
+    config_class = GANConfig
+    description = "GAN (dcgan/mlp), non-saturating/hinge/WGAN-GP, spectral norm, generator EMA"
+
+    def __init__(self, config: GANConfig, data_info: DataInfo) -> None:
+        super().__init__(config, data_info)
+        shape = data_info.shape
+        self.latent_dim = config.latent_dim
+        sn = config.spectral_norm
+        self.generator: nn.Module
+        self.discriminator: DCGANDiscriminator | MLPDiscriminator
+        if config.architecture == "dcgan":
+            self.generator = DCGANGenerator(config.latent_dim, shape, config.channels)
+            batch_norm = config.loss != "wgan_gp" and not sn
+            self.discriminator = DCGANDiscriminator(
+                shape, config.channels, batch_norm=batch_norm, spectral_norm=sn
+            )
+        else:
+            self.generator = MLPGenerator(config.latent_dim, shape, config.hidden)
+            self.discriminator = MLPDiscriminator(shape, config.hidden, spectral_norm=sn)
+        self.ema = (
+            ExponentialMovingAverage(self.generator, config.ema_decay)
+            if config.ema_decay > 0
+            else None
+        )
+
+    # -- the contract ---------------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        cfg = self.config
+        betas = (float(cfg.betas[0]), float(cfg.betas[1]))
+        return [
+            Phase(
+                "discriminator",
+                self.discriminator.parameters,
+                repeats=cfg.n_critic,
+                lr=cfg.d_lr,
+                betas=betas,
+            ),
+            Phase("generator", self.generator.parameters, lr=cfg.g_lr, betas=betas),
+        ]
+
+    def after_step(self, phase: str) -> None:
+        """Update the generator EMA after every generator step."""
+        if phase == "generator" and self.ema is not None:
+            self.ema.update(self.generator)
+
+    def loss(
+        self,
+        x: torch.Tensor,
+        phase: str,
+        *,
+        generator: torch.Generator | None = None,
+        step: int = 0,
+    ) -> dict[str, torch.Tensor]:
+        """The ``phase``'s loss on real images x (B, C, H, W) in [0, 1]; z is drawn from
+        ``generator``. Under ``torch.no_grad()`` (validation) the gradient penalty cannot be
+        computed and is left out of the loss and the terms."""
+        if phase == "discriminator":
+            return self._discriminator_loss(x, generator)
+        if phase == "generator":
+            return self._generator_loss(x.shape[0], x, generator)
+        raise ValueError(f"unknown phase {phase!r}; the gan phases are discriminator, generator")
+
+    # -- capabilities ---------------------------------------------------------------------
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) in [0, 1] for latents z (B, latent_dim), from the EMA generator
+        (the live one when ``ema_decay`` is 0), with batch norm in inference mode."""
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            if self.ema is None:
+                logits = self.generator(z)
+            else:
+                logits = functional_call(self.generator, self.ema.tensors(), (z,))
+        finally:
+            self.generator.train(was_training)
+        return torch.sigmoid(logits)
+
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, progress: bool = False
+    ) -> torch.Tensor:
+        """n images: z ~ N(0, I) drawn from ``generator``, through :meth:`generate`."""
+        return self.generate(self._noise(n, generator))
+
+    # -- objectives -----------------------------------------------------------------------
+    def gradient_penalty(
+        self, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """WGAN-GP penalty E[(||grad D(x_hat)||_2 - 1)^2] (Gulrajani et al. 2017, eq. 3) at
+        x_hat = e real + (1 - e) fake with e ~ U(0, 1) per image, differentiable in D's
+        parameters (double backpropagation). Needs gradients enabled."""
+        e = torch.rand((real.shape[0], *[1] * (real.dim() - 1)), generator=generator)
+        x_hat = (e.to(real) * real + (1 - e.to(real)) * fake.detach()).requires_grad_(True)
+        scores = self.discriminator(x_hat)  # (B,)
+        (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+        return (grad.flatten(1).norm(dim=1) - 1).square().mean()
+
+    def _noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        ref = next(self.generator.parameters())
+        z = torch.randn(n, self.latent_dim, generator=generator, dtype=ref.dtype)
+        return z.to(ref.device)  # (n, L)
+
+    def _scores(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """D on real and fake: one batch when D has no batch norm, else two (so batch norm
+        never mixes real and fake statistics, Radford et al. 2016)."""
+        if self.discriminator.has_batch_norm:
+            return self.discriminator(real), self.discriminator(fake)
+        both = self.discriminator(torch.cat([real, fake]))  # (2B,)
+        return both[: real.shape[0]], both[real.shape[0] :]
+
+    def _discriminator_loss(
+        self, x: torch.Tensor, generator: torch.Generator | None
+    ) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        z = self._noise(x.shape[0], generator)
+        with torch.no_grad():
+            fake = torch.sigmoid(self.generator(z))  # (B, C, H, W)
+        s_real, s_fake = self._scores(x, fake)  # (B,) each
+        terms = {"d_real": s_real.mean().detach(), "d_fake": s_fake.mean().detach()}
+        if cfg.loss == "non_saturating":
+            loss = (F.softplus(-s_real) + F.softplus(s_fake)).mean()
+        elif cfg.loss == "hinge":
+            loss = (F.relu(1 - s_real) + F.relu(1 + s_fake)).mean()
+        else:
+            wasserstein = s_real.mean() - s_fake.mean()
+            loss = -wasserstein
+            terms["wasserstein"] = wasserstein.detach()
+            if torch.is_grad_enabled() and cfg.gp_weight > 0:
+                gp = self.gradient_penalty(x, fake, generator)
+                loss = loss + cfg.gp_weight * gp
+                terms["gp"] = gp.detach()
+        return {"loss": loss, **terms}
+
+    def _generator_loss(
+        self, n: int, x: torch.Tensor, generator: torch.Generator | None
+    ) -> dict[str, torch.Tensor]:
+        fake = torch.sigmoid(self.generator(self._noise(n, generator).to(x)))  # (B, C, H, W)
+        with _frozen(self.discriminator):
+            s_fake = self.discriminator(fake)  # (B,)
+        if self.config.loss == "non_saturating":
+            loss = F.softplus(-s_fake).mean()
+        else:
+            loss = -s_fake.mean()
+        return {"loss": loss, "d_fake": s_fake.mean().detach()}
