@@ -1,0 +1,228 @@
+"""PixelCNN and Gated PixelCNN: exact-likelihood convolutional autoregressive models.
+
+``pixelcnn`` follows van den Oord et al. 2016, "Pixel Recurrent Neural Networks" (section 3.5
+and figure 5): a k1 x k1 mask-A convolution, then residual blocks (1x1, k x k mask B, 1x1),
+then a two-layer 1x1 output head. Stacking masked k x k kernels leaves a *blind spot*: pixels
+above and to the right of the current one that no path reaches.
+
+``gated_pixelcnn`` follows van den Oord et al. 2016, "Conditional Image Generation with
+PixelCNN Decoders": a vertical stack (k//2+1) x k that sees only the rows above and a
+horizontal stack 1 x (k//2+1) that sees the current row up to the current pixel, linked by a
+1x1 convolution from vertical to horizontal, with gated activations tanh(a) * sigmoid(b) and
+residual connections in the horizontal stack. Together the stacks cover every pixel above and
+to the left: no blind spot. Here the vertical stack's first layer reads the image shifted down
+by one row, so every vertical feature at row i depends on rows < i only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genlab.errors import ConfigError
+from genlab.models.ar_sampling import ARCache, AutoregressiveModel
+from genlab.models.base import DataInfo
+from genlab.models.masked import (
+    MaskedConv2d,
+    OutputHead,
+    PointwiseMasked,
+    channel_groups,
+    gate_groups,
+)
+from genlab.models.registry import MODELS
+
+
+def _check_common(channels: int, depth: int, kernel: int, first_kernel: int, head: int) -> None:
+    if channels < 1 or depth < 1 or head < 1:
+        raise ConfigError(
+            "model.channels, the number of layers/blocks and model.head_hidden must be >= 1"
+        )
+    for name, k in (("kernel", kernel), ("first_kernel", first_kernel)):
+        if k < 1 or k % 2 == 0:
+            raise ConfigError(f"model.{name} must be an odd number >= 1, got {k}")
+
+
+def _check_channels(channels: int, head: int, data_info: DataInfo) -> None:
+    c = data_info.shape[0]
+    if min(channels, head) < c:
+        raise ConfigError(
+            f"model.channels and model.head_hidden must be >= the {c} image channels "
+            "(each colour needs its own features)"
+        )
+
+
+@dataclass(frozen=True)
+class PixelCNNConfig:
+    channels: int = 32  # h: residual blocks carry 2h features, their k x k conv h
+    blocks: int = 4
+    kernel: int = 3
+    first_kernel: int = 7
+    head_hidden: int = 64
+
+    def __post_init__(self) -> None:
+        _check_common(self.channels, self.blocks, self.kernel, self.first_kernel, self.head_hidden)
+
+
+@MODELS.register("pixelcnn")
+class PixelCNN(AutoregressiveModel):
+    """PixelCNN with masked convolutions and residual blocks (has the upper-right blind spot)."""
+
+    family = "pixelcnn"
+    config_class = PixelCNNConfig
+    description = "PixelCNN: masked convolutions (mask A, then B), residual blocks, exact NLL"
+
+    def __init__(self, config: PixelCNNConfig, data_info: DataInfo) -> None:
+        super().__init__(config, data_info)
+        _check_channels(config.channels, config.head_hidden, data_info)
+        c, h = data_info.shape[0], config.channels
+        k, k1 = config.kernel, config.first_kernel
+        self.pad = max(k, k1) // 2
+        self.conv_in = MaskedConv2d(c, 2 * h, (k1, k1), "A", c)
+        self.reduce = nn.ModuleList(PointwiseMasked(2 * h, h, c) for _ in range(config.blocks))
+        self.spatial = nn.ModuleList(
+            MaskedConv2d(h, h, (k, k), "B", c) for _ in range(config.blocks)
+        )
+        self.expand = nn.ModuleList(PointwiseMasked(h, 2 * h, c) for _ in range(config.blocks))
+        self.head = OutputHead(2 * h, config.head_hidden, c, data_info.levels)
+
+    def logits(self, inp: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(inp)  # (B, 2h, H, W)
+        for reduce, spatial, expand in zip(self.reduce, self.spatial, self.expand, strict=True):
+            t = F.relu(reduce(F.relu(h)))  # (B, h, H, W)
+            h = h + expand(F.relu(spatial(t)))  # (B, 2h, H, W)
+        return self.head(h)  # (B, C, P, H, W)
+
+    def init_cache(self, cache: ARCache) -> None:
+        cache.weights["in"] = self.conv_in.flat_weight()
+        for b, spatial in enumerate(self.spatial):
+            cache.new_map(f"t{b}", self.config.channels)
+            cache.weights[f"s{b}"] = spatial.flat_weight()
+
+    def logits_at(self, cache: ARCache, i: int, j: int) -> torch.Tensor:
+        p = cache.pad
+        h = self.conv_in.at(cache.x, i, j, p, cache.weights["in"])  # (B, 2h)
+        for b, (reduce, spatial, expand) in enumerate(
+            zip(self.reduce, self.spatial, self.expand, strict=True)
+        ):
+            t_map = cache.maps[f"t{b}"]  # (B, h, H+2p, W+2p)
+            t_map[:, :, i + p, j + p] = F.relu(reduce.vector(F.relu(h)))
+            y = spatial.at(t_map, i, j, p, cache.weights[f"s{b}"])  # (B, h)
+            h = h + expand.vector(F.relu(y))
+        return self.head.vector(h)  # (B, C, P)
+
+
+@dataclass(frozen=True)
+class GatedPixelCNNConfig:
+    channels: int = 32  # features of each stack
+    layers: int = 5
+    kernel: int = 3
+    first_kernel: int = 7
+    head_hidden: int = 64
+
+    def __post_init__(self) -> None:
+        _check_common(self.channels, self.layers, self.kernel, self.first_kernel, self.head_hidden)
+
+
+def _gate(a: torch.Tensor) -> torch.Tensor:
+    """tanh(first half) * sigmoid(second half) along dim 1."""
+    x, y = a.chunk(2, dim=1)
+    return torch.tanh(x) * torch.sigmoid(y)
+
+
+@MODELS.register("gated_pixelcnn")
+class GatedPixelCNN(AutoregressiveModel):
+    """Gated PixelCNN: vertical + horizontal stacks, gated activations, no blind spot."""
+
+    family = "gated_pixelcnn"
+    config_class = GatedPixelCNNConfig
+    description = "Gated PixelCNN: vertical/horizontal stacks, gated units, no blind spot"
+
+    def __init__(self, config: GatedPixelCNNConfig, data_info: DataInfo) -> None:
+        super().__init__(config, data_info)
+        _check_channels(config.channels, config.head_hidden, data_info)
+        c, f = data_info.shape[0], config.channels
+        kernels = [config.first_kernel] + [config.kernel] * (config.layers - 1)
+        self.kernels = kernels
+        self.pad = max(kernels) // 2 + 1
+        g1, g2 = channel_groups(f, c), gate_groups(f, c, 2)
+        self.vconv = nn.ModuleList(
+            nn.Conv2d(c if n == 0 else f, 2 * f, (k // 2 + 1, k)) for n, k in enumerate(kernels)
+        )
+        self.hconv = nn.ModuleList(
+            MaskedConv2d(
+                c if n == 0 else f,
+                2 * f,
+                (1, k // 2 + 1),
+                "A" if n == 0 else "B",
+                c,
+                centre=(0, k // 2),
+                in_groups=None if n == 0 else g1,
+                out_groups=g2,
+            )
+            for n, k in enumerate(kernels)
+        )
+        self.link = nn.ModuleList(nn.Conv2d(2 * f, 2 * f, 1) for _ in kernels)
+        self.hout = nn.ModuleList(
+            PointwiseMasked(f, f, c, in_groups=g1, out_groups=g1) for _ in kernels
+        )
+        self.head = OutputHead(f, config.head_hidden, c, data_info.levels, in_groups=g1)
+
+    def logits(self, inp: torch.Tensor) -> torch.Tensor:
+        # the vertical stack reads the image shifted down one row: row i sees rows < i
+        v, h = inp, inp  # (B, C, H, W)
+        for n, k in enumerate(self.kernels):
+            kh = k // 2 + 1
+            if n == 0:
+                v_in = F.pad(v, (k // 2, k // 2, kh, 0))[:, :, :-1]  # shifted down
+            else:
+                v_in = F.pad(v, (k // 2, k // 2, kh - 1, 0))
+            v_pre = self.vconv[n](v_in)  # (B, 2f, H, W), depends on rows < i
+            h_pre = self.hconv[n](h) + self.link[n](v_pre)  # (B, 2f, H, W)
+            v = _gate(v_pre)  # (B, f, H, W)
+            out = self.hout[n](_gate(h_pre))  # (B, f, H, W)
+            h = out if n == 0 else h + out
+        return self.head(h)  # (B, C, P, H, W)
+
+    def init_cache(self, cache: ARCache) -> None:
+        f, w = self.config.channels, self.data_info.shape[2]
+        for n, hconv in enumerate(self.hconv):
+            cache.weights[f"h{n}"] = hconv.flat_weight()
+            if n > 0:
+                cache.new_map(f"v{n}", f)  # gated vertical outputs (input of layer n)
+                cache.new_map(f"h{n}", f)  # horizontal outputs (input of layer n)
+            cache.maps[f"vpre{n}"] = cache.x.new_zeros(cache.x.shape[0], 2 * f, w)  # (B, 2f, W)
+            cache.maps[f"link{n}"] = cache.x.new_zeros(cache.x.shape[0], 2 * f, w)  # (B, 2f, W)
+
+    def begin_row(self, cache: ARCache, i: int) -> None:
+        """The vertical stack of row i (it depends on rows < i only), for every column."""
+        p, w = cache.pad, self.data_info.shape[2]
+        for n, k in enumerate(self.kernels):
+            kh, r = k // 2 + 1, k // 2
+            cols = slice(p - r, p + w + r)
+            if n == 0:
+                rows = cache.x[:, :, i + p - kh : i + p, cols]  # (B, C, kh, W+2r): rows i-kh..i-1
+            else:
+                rows = cache.maps[f"v{n}"][:, :, i + p - kh + 1 : i + p + 1, cols]
+            v_pre = self.vconv[n](rows)[:, :, 0]  # (B, 2f, W)
+            cache.maps[f"vpre{n}"] = v_pre
+            cache.maps[f"link{n}"] = self.link[n](v_pre.unsqueeze(2))[:, :, 0]  # (B, 2f, W)
+            if n + 1 < len(self.kernels):
+                cache.maps[f"v{n + 1}"][:, :, i + p, p : p + w] = _gate(v_pre)
+
+    def logits_at(self, cache: ARCache, i: int, j: int) -> torch.Tensor:
+        p = cache.pad
+        h_map = cache.x
+        h = cache.x.new_empty(0)
+        for n, hconv in enumerate(self.hconv):
+            h_pre = (
+                hconv.at(h_map, i, j, p, cache.weights[f"h{n}"]) + cache.maps[f"link{n}"][:, :, j]
+            )
+            out = self.hout[n].vector(_gate(h_pre))  # (B, f)
+            h = out if n == 0 else h + out
+            if n + 1 < len(self.hconv):
+                h_map = cache.maps[f"h{n + 1}"]
+                h_map[:, :, i + p, j + p] = h
+        return self.head.vector(h)  # (B, C, P)
