@@ -36,6 +36,7 @@ class FeatureNetConfig:
     width: int = 16  # channels of the first conv layer; the next two have twice as many
     feature_dim: int = 128  # size of the penultimate layer: the feature space
     epochs: int = 2
+    min_steps: int = 800  # small datasets train for more epochs, up to this many steps
     batch_size: int = 128
     lr: float = 2e-3
     seed: int = 0
@@ -111,11 +112,13 @@ def train_feature_net(
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed)
     n = train.images.shape[0]
-    steps = cfg.epochs * -(-n // cfg.batch_size)
+    per_epoch = -(-n // cfg.batch_size)
+    epochs = max(cfg.epochs, -(-cfg.min_steps // per_epoch))
+    steps = epochs * per_epoch
     start = time.perf_counter()
     bar = tqdm(total=steps, desc=f"feature net ({data.name})", unit="batch", disable=not progress)
     net.train()
-    for _ in range(cfg.epochs):
+    for _ in range(epochs):
         order = torch.randperm(n, generator=generator)
         for index in order.split(cfg.batch_size):
             x = _grey(train.images[index])  # (B, C, H, W)
