@@ -30,7 +30,13 @@ from genlab.reporting.run_dir import RunDir
 from genlab.representation import embed, finetune, load_run, probe  # noqa: F401  (the API)
 from genlab.training.trainer import Trainer
 
-RESUME_OVERRIDABLE = ("train.epochs", "train.max_steps", "train.progress", "train.threads")
+RESUME_OVERRIDABLE = (
+    "train.epochs",
+    "train.max_steps",
+    "train.max_seconds",
+    "train.progress",
+    "train.threads",
+)
 
 
 def load_config(path: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
@@ -109,7 +115,7 @@ def resume(
             f"{', '.join(RESUME_OVERRIDABLE)} may change (start a new run for anything else)"
         )
     tree = to_dict(run.read_config())
-    tree["train"]["max_steps"] = None
+    tree["train"]["max_steps"] = tree["train"]["max_seconds"] = None
     for assignment in overrides:
         apply_override(tree, assignment)
     if progress is not None:
@@ -143,7 +149,7 @@ def _fit(run: RunDir, trainer: Trainer) -> RunDir:
         origin = f"final weights at step {result.steps}"
     run.export_model(trainer.model.eval(), origin)
     run.update_info(
-        status="finished" if result.finished else "interrupted (max_steps)",
+        status="finished" if result.finished else f"interrupted ({result.stop_reason})",
         steps=result.steps,
         epochs_completed=result.epochs_completed,
         stopped_early=result.stopped_early,

@@ -1,5 +1,5 @@
 """The ``genlab`` command line: train | eval | sample | reconstruct | interpolate | embed |
-probe | finetune | list | demo.
+probe | finetune | compare | zoo | list | demo.
 
 User mistakes (bad config keys or values, bad data files, missing runs) print one line
 ``genlab: error: ...`` without a traceback and exit with status 2, writing nothing.
@@ -105,6 +105,21 @@ def _parser() -> argparse.ArgumentParser:
         if name == "finetune":
             p.add_argument("--steps", type=int, default=1000, help="Adam steps (default 1000)")
         _add_data_dir(p)
+
+    p = sub.add_parser("compare", help="an HTML/Markdown report comparing runs")
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("--out", default="report", metavar="DIR", help="report folder (default report)")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser(
+        "zoo", help="train one model of each family within a time budget, then compare them"
+    )
+    p.add_argument("--data", default="fashion-mnist", help="dataset (default fashion-mnist)")
+    p.add_argument("--budget", default="30m", help="wall-clock budget, e.g. 30m, 1h (default 30m)")
+    p.add_argument("--families", help="comma-separated subset of the zoo's families (default: all)")
+    p.add_argument("--runs-dir", default="runs", metavar="DIR", help="default runs/")
+    p.add_argument("--no-progress", action="store_true")
+    _add_data_dir(p)
 
     p = sub.add_parser("list", help="list registered models, datasets and metrics")
     p.add_argument("what", nargs="?", choices=["models", "datasets", "metrics"])
@@ -283,6 +298,30 @@ def _finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from genlab.reporting.compare import compare
+
+    html = compare(args.runs, args.out, progress=not args.no_progress)
+    print(f"wrote {html} and {html.with_name('report.md')}")
+    return 0
+
+
+def _zoo(args: argparse.Namespace) -> int:
+    from genlab.zoo import run_zoo
+
+    families = [f.strip() for f in args.families.split(",")] if args.families else None
+    html = run_zoo(
+        args.data,
+        args.budget,
+        runs_dir=args.runs_dir,
+        families=families,
+        data_dir=args.data_dir,
+        progress=not args.no_progress,
+    )
+    print(f"wrote {html} and {html.with_name('report.md')}")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     from genlab.data import DATASETS
     from genlab.evaluation.metrics import METRICS
@@ -340,6 +379,8 @@ COMMANDS = {
     "embed": _embed,
     "probe": _probe,
     "finetune": _finetune,
+    "compare": _compare,
+    "zoo": _zoo,
     "list": _list,
     "demo": _demo,
 }

@@ -77,6 +77,7 @@ class TrainConfig:
     threads: int | None = None  # torch.set_num_threads; None keeps torch's default
     progress: bool = True
     max_steps: int | None = None  # stop after this many optimisation steps (for smoke runs)
+    max_seconds: float | None = None  # stop after this much wall-clock time (a time budget)
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "checkpoint_every", "step_size_epochs"):
@@ -92,6 +93,8 @@ class TrainConfig:
             raise ConfigError(f"train.grad_clip must be positive or null, got {self.grad_clip}")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ConfigError("train.early_stopping_patience must be >= 1 or null")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ConfigError(f"train.max_seconds must be positive or null, got {self.max_seconds}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"train.max_steps must be >= 1 or null, got {self.max_steps}")
 

@@ -105,3 +105,10 @@ def test_early_stopping_exports_the_best_weights(tiny_overrides, monkeypatch):
     assert info["stopped_early"] and info["epochs_completed"] == 4
     assert info["exported_from"] == "best validation loss 4.0000"
     assert_bitwise_equal(weights(run), load_file(str(run.checkpoints / "best-model.safetensors")))
+
+
+def test_a_time_budget_stops_training_and_exports_the_weights(tiny_overrides):
+    run = api.train(load_run_config(None, [*tiny_overrides, "train.max_seconds=1e-9"]))
+    info = run.info()
+    assert info["status"] == "interrupted (max_seconds)" and info["steps"] == 1
+    assert run.model_path.exists()

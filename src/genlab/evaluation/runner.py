@@ -53,7 +53,11 @@ def evaluate(
             continue
         start = time.perf_counter()
         result = metric.compute(ctx)
-        metrics[result.name] = {**result.to_json(), "seconds": time.perf_counter() - start}
+        metrics[result.name] = {
+            "metric": base,
+            **result.to_json(),
+            "seconds": time.perf_counter() - start,
+        }
     return {
         "split": split,
         "images": int(images.shape[0]),

@@ -49,9 +49,10 @@ class TrainResult:
     steps: int
     epochs_completed: int
     stopped_early: bool
-    finished: bool  # False when max_steps interrupted the schedule
+    finished: bool  # False when max_steps or max_seconds interrupted the schedule
     best_val_loss: float | None
     images_per_s: float
+    stop_reason: str = ""  # "max_steps" or "max_seconds" when interrupted
 
 
 class Trainer:
@@ -92,6 +93,8 @@ class Trainer:
         self.bad_epochs = 0
         self.last_checkpoint: Path | None = None
         self._image_count = 0
+        self._fit_start = time.perf_counter()
+        self._stop_reason = ""
         self._train_seconds = 0.0
         self._epoch_train_record: dict[str, float] = {}
         self._bar: Any = None
@@ -137,6 +140,8 @@ class Trainer:
     def fit(self) -> TrainResult:
         cfg = self.cfg
         interrupted = stopped_early = False
+        self._fit_start = time.perf_counter()
+        self._stop_reason = ""
         per_epoch = len(self.stream)
         self._bar = tqdm(
             total=cfg.epochs * per_epoch,
@@ -169,10 +174,12 @@ class Trainer:
             self.checkpoint()
         best = self.best_val if math.isfinite(self.best_val) else None
         rate = self._image_count / self._train_seconds if self._train_seconds else 0.0
-        return TrainResult(self.step, self.epoch, stopped_early, not interrupted, best, rate)
+        return TrainResult(
+            self.step, self.epoch, stopped_early, not interrupted, best, rate, self._stop_reason
+        )
 
     def _run_epoch(self) -> bool:
-        """Train over the rest of the current epoch; True if max_steps interrupted it."""
+        """Train over the rest of the current epoch; True if max_steps/max_seconds stopped it."""
         cfg, model = self.cfg, self.model
         model.train()
         keys: list[str] = []
@@ -194,9 +201,14 @@ class Trainer:
             bar.update(1)
             if self.step % 20 == 0 or self.batch == len(self.stream):
                 rate = images / max(time.perf_counter() - start, 1e-9)
+                losses = {  # "loss", or one "<phase>/loss" per phase
+                    k.removesuffix("/loss").removesuffix("loss") or "loss": f"{v.item():.3f}"
+                    for k, v in terms.items()
+                    if k == "loss" or k.endswith("/loss")
+                }
                 bar.set_postfix(
                     epoch=f"{self.epoch + 1}/{cfg.epochs}",
-                    loss=f"{terms['loss'].item():.3f}",
+                    **losses,
                     img_s=f"{rate:,.0f}",
                     refresh=False,  # let tqdm's own rate limit decide when to redraw
                 )
@@ -211,6 +223,13 @@ class Trainer:
                     }
                 )
             if cfg.max_steps is not None and self.step >= cfg.max_steps:
+                self._stop_reason = "max_steps"
+                break
+            if (
+                cfg.max_seconds is not None
+                and time.perf_counter() - self._fit_start >= cfg.max_seconds
+            ):
+                self._stop_reason = "max_seconds"
                 break
         seconds = time.perf_counter() - start
         self._image_count += images

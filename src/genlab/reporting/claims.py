@@ -1,0 +1,183 @@
+"""The textbook claims of ../DESIGN.md, checked against the measured numbers of a set of runs.
+
+Each claim gets a verdict — ``holds``, ``does not hold`` or ``not measured`` (with what would
+measure it) — and the evidence: the numbers, their metric names and the runs they come from.
+Only runs evaluated on the same data (name, binarisation, content fingerprint) are compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+AUTOREGRESSIVE = ("pixelcnn", "gated_pixelcnn", "pixelrnn")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the report needs from one run folder."""
+
+    name: str
+    family: str
+    data_key: str  # data name, binarisation and fingerprint: runs compare only within one key
+    metrics: dict[str, dict[str, Any]]  # eval.json "metrics"
+    not_applicable: dict[str, str]
+    finetune: dict[str, Any] | None = None  # finetune.json, if `genlab finetune` ran
+
+    def metric(self, prefix: str) -> tuple[str, dict[str, Any]] | None:
+        """The first metric whose name starts with ``prefix`` (e.g. 'nll_iwae', 'fd_')."""
+        for name, entry in self.metrics.items():
+            if name.startswith(prefix):
+                return name, entry
+        return None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: str
+    measure: str
+    verdict: str  # "holds" | "does not hold" | "not measured"
+    evidence: str
+
+
+def _of(runs: list[RunSummary], families: tuple[str, ...]) -> list[RunSummary]:
+    return [r for r in runs if r.family in families]
+
+
+def _best(
+    runs: list[RunSummary], prefix: str, lower_is_better: bool = True
+) -> tuple[RunSummary, str, dict[str, Any]] | None:
+    found = [(r, *m) for r in runs if (m := r.metric(prefix)) is not None]
+    if not found:
+        return None
+    sign = 1 if lower_is_better else -1
+    return min(found, key=lambda item: sign * item[2]["value"])
+
+
+def _verdict(ok: bool) -> str:
+    return "holds" if ok else "does not hold"
+
+
+def autoencoder_init(runs: list[RunSummary]) -> tuple[str, str]:
+    done = [r for r in runs if r.finetune and r.family in ("ae", "vae")]
+    if not done:
+        return "not measured", "run `genlab finetune RUN` on an ae or vae run"
+    lines, gains = [], []
+    for run in done:
+        results = run.finetune["results"]  # type: ignore[index]
+        for size in results["pretrained"]:
+            pre, scratch = results["pretrained"][size]["mean"], results["scratch"][size]["mean"]
+            gains.append(pre - scratch)
+            lines.append(f"{run.name}, {size} labels: {pre:.3f} vs {scratch:.3f} from scratch")
+    return _verdict(sum(g > 0 for g in gains) > len(gains) / 2), "; ".join(lines)
+
+
+def vae_likelihood(runs: list[RunSummary]) -> tuple[str, str]:
+    best = _best(_of(runs, ("vae",)), "nll_iwae")
+    if best is None:
+        return "not measured", "evaluate a vae run with the nll metric"
+    run, name, m = best
+    return "holds", (
+        f"{run.name}: {name} = {m['value']:.2f} nats ({m['bits_per_dim']:.4f} bits/dim), "
+        f"MC s.e. {m.get('stderr_mc', 0):.3f}"
+    )
+
+
+def vae_lower_bound(runs: list[RunSummary]) -> tuple[str, str]:
+    for run in _of(runs, ("vae",)):
+        nll, elbo = run.metric("nll_iwae"), run.metric("elbo")
+        if nll and elbo:
+            gap = -elbo[1]["value"] - nll[1]["value"]
+            return _verdict(gap > 0), (
+                f"{run.name}: -ELBO {-elbo[1]['value']:.2f} vs {nll[0]} {nll[1]['value']:.2f} "
+                f"nats: the bound is {gap:.2f} nats looser"
+            )
+    return "not measured", "evaluate a vae run with the nll and elbo metrics"
+
+
+def vae_representation(runs: list[RunSummary]) -> tuple[str, str]:
+    best = _best(_of(runs, ("vae",)), "probe_logreg_acc", lower_is_better=False)
+    if best is None:
+        return "not measured", "evaluate a vae run with the probe metric"
+    run, name, m = best
+    ratio = m["value"] / m["pixel_baseline"]
+    return _verdict(ratio >= 0.9 and m["value"] > 2 * m["chance"]), (
+        f"{run.name}: {name} = {m['value']:.3f} on {m['code_dim']} dims vs "
+        f"{m['pixel_baseline']:.3f} on raw pixels (chance {m['chance']:.2f}); holds when the "
+        "code keeps >= 90% of the pixels' accuracy"
+    )
+
+
+def autoregressive_likelihood(runs: list[RunSummary]) -> tuple[str, str]:
+    ar, vae = _best(_of(runs, AUTOREGRESSIVE), "nll_exact"), _best(_of(runs, ("vae",)), "nll_")
+    if ar is None or vae is None:
+        return "not measured", "evaluate an autoregressive run and a vae run with nll"
+    (ar_run, ar_name, ar_m), (vae_run, vae_name, vae_m) = ar, vae
+    return _verdict(ar_m["value"] < vae_m["value"]), (
+        f"{ar_run.name}: {ar_name} = {ar_m['value']:.2f} nats vs {vae_run.name}: {vae_name} = "
+        f"{vae_m['value']:.2f} nats (the VAE's figure is an upper bound on its NLL)"
+    )
+
+
+def gan_sharper(runs: list[RunSummary]) -> tuple[str, str]:
+    gan, vae = _best(_of(runs, ("gan",)), "fd_"), _best(_of(runs, ("vae",)), "fd_")
+    if gan is None or vae is None:
+        return "not measured", "evaluate a gan run and a vae run with fd"
+    (gan_run, gan_name, gan_m), (vae_run, vae_name, vae_m) = gan, vae
+    if gan_name != vae_name:
+        return "not measured", f"{gan_name} and {vae_name} use different sample counts"
+    text = (
+        f"{gan_name}: {gan_run.name} {gan_m['value']:.2f} vs {vae_run.name} "
+        f"{vae_m['value']:.2f} (real-vs-real floor {gan_m['floor']:.2f})"
+    )
+    gan_p, vae_p = gan_run.metric("precision_"), vae_run.metric("precision_")
+    if gan_p and vae_p:
+        text += f"; precision {gan_p[1]['value']:.3f} vs {vae_p[1]['value']:.3f}"
+    return _verdict(gan_m["value"] < vae_m["value"]), text
+
+
+def autoregressive_slow(runs: list[RunSummary]) -> tuple[str, str]:
+    ar = _best(_of(runs, AUTOREGRESSIVE), "sample_images_per_s", lower_is_better=False)
+    others = [r for r in runs if r.family not in AUTOREGRESSIVE]
+    fast = _best(others, "sample_images_per_s", lower_is_better=True)
+    if ar is None or fast is None:
+        return "not measured", "evaluate an autoregressive run and another sampler"
+    (ar_run, _, ar_m), (other, _, other_m) = ar, fast
+    ratio = other_m["value"] / ar_m["value"]
+    text = (
+        f"sampling: {ar_run.name} {ar_m['value']:.1f} images/s vs {other.name} "
+        f"{other_m['value']:.1f} images/s ({ratio:.0f}x)"
+    )
+    if "naive_images_per_s" in ar_m:
+        text += f"; its naive sampler: {ar_m['naive_images_per_s']:.2f} images/s"
+    return _verdict(ratio >= 10), text + "; holds at >= 10x slower than the slowest other family"
+
+
+CLAIMS: list[tuple[str, str, Callable[[list[RunSummary]], tuple[str, str]]]] = [
+    (
+        "an autoencoder's features can initialise a supervised model",
+        "finetune: encoder-initialised vs from scratch",
+        autoencoder_init,
+    ),
+    ("a VAE lets you evaluate log-likelihood", "IWAE-k NLL with its s.e.", vae_likelihood),
+    ("a VAE only maximises a lower bound", "ELBO vs IWAE-k", vae_lower_bound),
+    ("q(z|x) gives a useful representation", "linear probe on posterior means", vae_representation),
+    (
+        "PixelRNN/PixelCNN reach better likelihood than a VAE",
+        "exact NLL vs the VAE's IWAE bound",
+        autoregressive_likelihood,
+    ),
+    ("GAN samples are sharper than VAE samples", "FD (and precision) on features", gan_sharper),
+    ("autoregressive sampling is slow", "sampling images/s", autoregressive_slow),
+]
+
+
+def check_claims(runs: list[RunSummary]) -> list[Verdict]:
+    """Every claim's verdict, computed on the runs that share the first run's data."""
+    same_data = [r for r in runs if runs and r.data_key == runs[0].data_key]
+    verdicts = []
+    for claim, measure, check in CLAIMS:
+        verdict, evidence = check(same_data)
+        verdicts.append(Verdict(claim, measure, verdict, evidence))
+    return verdicts

@@ -1,0 +1,80 @@
+"""Figures of the comparison report: training curves and 2-D views of latent spaces.
+
+Figures are drawn with matplotlib's object API on an Agg canvas, so nothing touches pyplot's
+global state or needs a display.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(figure)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    return path
+
+
+def loss_series(records: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:
+    """``{term: (epochs, values)}`` of every training and validation loss in metrics.jsonl."""
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for record in records:
+        if record.get("kind") != "epoch":
+            continue
+        for key, value in record.items():
+            if key.endswith("loss") and (key.startswith("train/") or key.startswith("val/")):
+                epochs, values = series.setdefault(key, ([], []))
+                epochs.append(record["epoch"])
+                values.append(value)
+    return series
+
+
+def training_curves(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path | None:
+    """One panel per run: its loss terms against epochs. None when no run logged an epoch."""
+    panels = {name: loss_series(records) for name, records in runs.items()}
+    panels = {name: series for name, series in panels.items() if series}
+    if not panels:
+        return None
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    figure = Figure(figsize=(4.2 * cols, 3.2 * rows))
+    for index, (name, series) in enumerate(panels.items()):
+        axes = figure.add_subplot(rows, cols, index + 1)
+        for key, (epochs, values) in series.items():
+            style = "--" if key.startswith("val/") else "-"
+            axes.plot(epochs, values, style, marker="o", markersize=3, label=key)
+        axes.set_title(name, fontsize=9)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel("loss")
+        axes.legend(fontsize=7)
+        axes.grid(alpha=0.3)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str, path: Path) -> Path:
+    """Codes (N, L) projected on their first two principal components, coloured by label."""
+    centred = codes - codes.mean(0)
+    if codes.shape[1] > 2:
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        points = centred @ vt[:2].T  # (N, 2)
+        axis = ("PC 1", "PC 2")
+    else:
+        points = np.pad(centred, ((0, 0), (0, 2 - codes.shape[1])))
+        axis = ("z 1", "z 2")
+    figure = Figure(figsize=(4.2, 3.8))
+    axes = figure.add_subplot(1, 1, 1)
+    scatter = axes.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=4, alpha=0.7)
+    axes.set_title(title, fontsize=9)
+    axes.set_xlabel(axis[0])
+    axes.set_ylabel(axis[1])
+    figure.colorbar(scatter, ax=axes, label="label")
+    figure.tight_layout()
+    return _save(figure, path)

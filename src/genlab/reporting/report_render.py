@@ -1,0 +1,159 @@
+"""Render a comparison :class:`~genlab.reporting.compare.Report` as Markdown and as HTML."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from genlab.reporting.compare import Report
+
+IMAGE_KINDS = (
+    ("samples", "Samples (seed 0)"),
+    ("reconstructions", "Reconstructions (test images above, reconstructions below)"),
+    ("interpolations", "Interpolations (in the latent space)"),
+    ("latent", "Latent space (2-D view, coloured by label)"),
+)
+HIGHER_IS_BETTER = {"elbo", "precision", "recall", "density", "coverage", "probe"}
+
+
+def format_value(entry: dict[str, Any]) -> str:
+    value, unit, metric = entry["value"], entry.get("unit", ""), entry.get("metric", "")
+    if metric == "nll":
+        return f"{value:.2f} nats ({entry['bits_per_dim']:.4f} bits/dim)"
+    if metric == "elbo":
+        return f"{value:.2f} nats"
+    if metric == "fd":
+        return f"{value:.2f} (floor {entry['floor']:.2f})"
+    if metric == "kid":
+        return f"{value:.4f} ± {entry['std']:.4f} (floor {entry['floor']:.4f})"
+    if metric in ("precision", "recall", "density", "coverage"):
+        return f"{value:.3f} (floor {entry['floor']:.3f})"
+    if unit == "images/s":
+        return f"{value:,.1f} images/s"
+    if unit == "accuracy":
+        return f"{value:.3f} (pixels {entry['pixel_baseline']:.3f})"
+    if unit == "per pixel":
+        return f"{value:.5f}"
+    return f"{value:.4g}"
+
+
+def metric_rows(report: Report) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    """``[(row label, [(cell text, not-applicable reason or None) per run])]``."""
+    rows = []
+    for base in report.metric_order:
+        cells: list[tuple[str, str | None]] = []
+        names: list[str] = []
+        for entry in report.entries:
+            found = [(n, m) for n, m in entry.summary.metrics.items() if m.get("metric") == base]
+            if found:
+                name, metric = found[0]
+                names.append(name)
+                cells.append((format_value(metric), None))
+            elif base in entry.summary.not_applicable:
+                cells.append(("n/a", entry.summary.not_applicable[base]))
+            else:
+                cells.append(("not evaluated", "not in this run's eval.metrics"))
+        if names:
+            arrow = "↑" if base in HIGHER_IS_BETTER else "↓"
+            if base in ("sample_speed", "train_speed"):
+                arrow = "↑"
+            label = " / ".join(dict.fromkeys(names)) + f" {arrow}"
+            rows.append((label, cells))
+    return rows
+
+
+def _describe(entry: Any) -> str:
+    model = entry.config.get("model", {})
+    data = entry.config.get("data", {})
+    detail = ", ".join(
+        f"{k}={model[k]}"
+        for k in ("architecture", "encoder", "latent_dim", "code_dim", "loss", "channels")
+        if k in model
+    )
+    return f"{model.get('name')} ({detail}) on {data.get('name')}, binarize={data.get('binarize')}"
+
+
+def render_markdown(report: Report) -> str:
+    names = [e.run.path.name for e in report.entries]
+    lines = ["# genlab comparison report", ""]
+    lines += [f"- **{e.run.path.name}**: {_describe(e)}" for e in report.entries]
+    lines += ["", "## Metrics", "", "| metric | " + " | ".join(names) + " |"]
+    lines.append("|---|" + "---|" * len(names))
+    for label, cells in metric_rows(report):
+        lines.append(f"| {label} | " + " | ".join(text for text, _ in cells) + " |")
+    lines += [
+        "",
+        "## Claims",
+        "",
+        "| claim | measured by | verdict | evidence |",
+        "|---|---|---|---|",
+    ]
+    for v in report.claims:
+        lines.append(f"| {v.claim} | {v.measure} | **{v.verdict}** | {v.evidence} |")
+    for kind, title in IMAGE_KINDS:
+        shown = [(e.run.path.name, e.images[kind]) for e in report.entries if kind in e.images]
+        if shown:
+            lines += ["", f"## {title}", ""]
+            lines += [f"**{name}**\n\n![{name} {kind}]({path})\n" for name, path in shown]
+    if report.curves:
+        lines += ["", "## Training curves", "", f"![training curves]({report.curves})"]
+    return "\n".join(lines) + "\n"
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 14px; }
+th, td { border: 1px solid #bbb; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #eef; }
+td.na { color: #999; }
+.holds { background: #d8f5d0; } .does-not-hold { background: #f9d6d5; }
+.not-measured { background: #eee; }
+.row { display: flex; flex-wrap: wrap; gap: 1.5em; }
+.row figure { margin: 0; } .row img { max-width: 360px; image-rendering: pixelated; }
+figcaption { font-size: 13px; }
+"""
+
+
+def render_html(report: Report) -> str:
+    esc = html.escape
+    names = [e.run.path.name for e in report.entries]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>genlab comparison</title><style>{STYLE}</style></head><body>",
+        "<h1>genlab comparison report</h1><ul>",
+        *[f"<li><b>{esc(e.run.path.name)}</b>: {esc(_describe(e))}</li>" for e in report.entries],
+        "</ul><h2>Metrics</h2><table id='metrics'><tr><th>metric</th>",
+        *[f"<th>{esc(n)}</th>" for n in names],
+        "</tr>",
+    ]
+    for label, cells in metric_rows(report):
+        parts.append(f"<tr><th>{esc(label)}</th>")
+        for text, reason in cells:
+            if reason is None:
+                parts.append(f"<td>{esc(text)}</td>")
+            else:
+                parts.append(f"<td class='na' title='{esc(reason)}'>{esc(text)}</td>")
+        parts.append("</tr>")
+    parts.append("</table><h2>Claims</h2><table id='claims'>")
+    parts.append("<tr><th>claim</th><th>measured by</th><th>verdict</th><th>evidence</th></tr>")
+    for v in report.claims:
+        css = v.verdict.replace(" ", "-")
+        parts.append(
+            f"<tr><td>{esc(v.claim)}</td><td>{esc(v.measure)}</td>"
+            f"<td class='{css}'><b>{esc(v.verdict)}</b></td><td>{esc(v.evidence)}</td></tr>"
+        )
+    parts.append("</table>")
+    for kind, title in IMAGE_KINDS:
+        shown = [(e.run.path.name, e.images[kind]) for e in report.entries if kind in e.images]
+        if shown:
+            parts.append(f"<h2>{esc(title)}</h2><div class='row'>")
+            parts += [
+                f"<figure><img src='{esc(p)}' alt='{esc(n)} {kind}'>"
+                f"<figcaption>{esc(n)}</figcaption></figure>"
+                for n, p in shown
+            ]
+            parts.append("</div>")
+    if report.curves:
+        parts.append(f"<h2>Training curves</h2><img src='{esc(report.curves)}' alt='curves'>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
