@@ -68,7 +68,7 @@ def _describe(entry: Any) -> str:
     detail = ", ".join(
         f"{k}={model[k]}"
         for k in ("architecture", "encoder", "latent_dim", "code_dim", "loss", "channels")
-        if k in model
+        if k in model and not (k == "channels" and model.get("encoder") in ("mlp", "linear"))
     )
     return f"{model.get('name')} ({detail}) on {data.get('name')}, binarize={data.get('binarize')}"
 

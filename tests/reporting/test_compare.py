@@ -1,0 +1,138 @@
+"""genlab compare and genlab zoo: the report, its claims, and its rendering in a browser."""
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from genlab.cli import main
+from genlab.errors import ConfigError
+from genlab.reporting.claims import RunSummary, check_claims
+from genlab.zoo import parse_budget, plan
+
+ZOO_FAMILIES = "vae,ae,gan"
+
+
+@pytest.fixture(scope="module")
+def zoo_report(tmp_path_factory):
+    """A tiny zoo on digits (three families, a 15 s training budget) and its report."""
+    root = tmp_path_factory.mktemp("zoo")
+    code = main(
+        [
+            "zoo",
+            "--data",
+            "digits",
+            "--budget",
+            "20s",
+            "--families",
+            ZOO_FAMILIES,
+            "--runs-dir",
+            str(root),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    (zoo,) = root.iterdir()
+    return zoo
+
+
+def test_zoo_report_holds_every_run_metric_and_image(zoo_report):
+    report = (zoo_report / "report" / "report.md").read_text()
+    html = (zoo_report / "report" / "index.html").read_text()
+    runs = sorted(p.name for p in (zoo_report / "runs").iterdir())
+    assert len(runs) == 3
+    for name in runs:
+        assert name in report and name in html
+        assert (zoo_report / "report" / "images" / f"{name}-samples.png").exists() or "ae" in name
+    for metric in ("nll_iwae_k1000", "fd_cnn_500", "kid_cnn_500", "precision_cnn_k3_500"):
+        assert metric in report
+    assert "| a VAE only maximises a lower bound |" in report
+    assert (zoo_report / "report" / "images" / "curves.png").exists()
+    assert (zoo_report / "zoo.json").exists()
+    for src in ("images/curves.png", "-latent.png", "-interpolations.png"):
+        assert src in html
+
+
+def test_report_numbers_are_the_runs_own(zoo_report):
+    import json
+
+    report = (zoo_report / "report" / "report.md").read_text()
+    for run in (zoo_report / "runs").iterdir():
+        metrics = json.loads((run / "eval.json").read_text())["metrics"]
+        for name, entry in metrics.items():
+            if name.startswith("fd_"):
+                assert f"{entry['value']:.2f} (floor {entry['floor']:.2f})" in report
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_report_renders_in_headless_chromium(zoo_report, tmp_path):
+    shot = tmp_path / "shot.png"
+    page = (zoo_report / "report" / "index.html").resolve()
+    subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1400,1200",
+            page.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
+    assert pixels.shape == (1200, 1400)
+    assert pixels.std() > 20  # not blank: text, table borders and images
+    dark_rows = (pixels < 128).mean(axis=1)
+    assert (dark_rows > 0.02).sum() > 50  # many rows hold text: the table is visible
+
+
+def test_claims_without_runs_of_a_family_are_not_measured():
+    vae = RunSummary(
+        "v",
+        "vae",
+        "d",
+        {"nll_iwae_k10": {"metric": "nll", "value": 90.0, "bits_per_dim": 0.1}},
+        {},
+    )
+    verdicts = {v.claim: v for v in check_claims([vae])}
+    assert verdicts["a VAE lets you evaluate log-likelihood"].verdict == "holds"
+    ar = verdicts["PixelRNN/PixelCNN reach better likelihood than a VAE"]
+    assert ar.verdict == "not measured" and "autoregressive" in ar.evidence
+    pixel = RunSummary("p", "pixelcnn", "d", {"nll_exact": {"value": 80.0}}, {})
+    other_data = RunSummary("q", "pixelcnn", "other", {"nll_exact": {"value": 10.0}}, {})
+    verdicts = {v.claim: v for v in check_claims([vae, pixel, other_data])}
+    ar = verdicts["PixelRNN/PixelCNN reach better likelihood than a VAE"]
+    assert ar.verdict == "holds" and "80.00" in ar.evidence  # the run on other data is ignored
+
+
+@pytest.mark.parametrize(
+    "text, seconds", [("30m", 1800), ("1h", 3600), ("1h30m", 5400), ("90s", 90), ("45", 45)]
+)
+def test_budget_parsing(text, seconds):
+    assert parse_budget(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "0m", "-5m", "3d"])
+def test_bad_budget_is_a_config_error(text):
+    with pytest.raises(ConfigError, match="budget"):
+        parse_budget(text)
+
+
+def test_zoo_plan_shares_and_bad_family():
+    schedule = plan(1000.0)
+    assert {e.family for e, _ in schedule} >= {"vae", "ae", "gan"}
+    assert sum(seconds for _, seconds in schedule) <= 1000.0
+    with pytest.raises(ConfigError, match="valid:"):
+        plan(1000.0, ["flow"])
+
+
+def test_compare_of_a_missing_run_exits_2(tmp_path, capsys):
+    assert main(["compare", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
+    assert "genlab: error:" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
