@@ -1,0 +1,117 @@
+"""Autoregressive pixel models: sampling images/s naive vs cached, and training images/s.
+
+For each family, the model of ``configs/<family>_fashion.yaml`` (freshly initialised: the cost
+does not depend on the weights) on 28x28 binary images:
+
+- sampling: ``--sample-images`` images drawn with the naive sampler (one full forward pass per
+  pixel) and then with the cached incremental sampler (Ramachandran et al. 2017), in the same
+  run, from the same generator; reports images/s of each, the speed-up and whether the two
+  returned the same images. The cached sampler is also timed on a 64-image batch (the
+  training sample grid).
+- training: images/s of loss + backward + Adam step on batches of the config's batch size
+  (random binary images), the median of ``--train-steps`` timed steps after one warm-up.
+
+    python benchmarks/autoregressive.py [--threads 1] [--sample-images 16] [--families ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from common import environment, save
+
+from genlab.config import load_run_config
+from genlab.models import DataInfo, build_model
+from genlab.models.ar_sampling import sample_autoregressive
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+FAMILIES = ("gated_pixelcnn", "pixelrnn", "pixelcnn")
+
+
+def timed_sample(model: torch.nn.Module, n: int, sampler: str) -> tuple[torch.Tensor, float]:
+    start = time.perf_counter()
+    images = sample_autoregressive(
+        model,  # type: ignore[arg-type]
+        n,
+        generator=torch.Generator().manual_seed(0),
+        sampler=sampler,  # type: ignore[arg-type]
+    )
+    return images, time.perf_counter() - start
+
+
+def train_rate(model: torch.nn.Module, batch: int, steps: int) -> float:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    times = []
+    for step in range(steps + 1):
+        x = torch.randint(0, 2, (batch, 1, 28, 28), generator=g).float()  # (B, 1, 28, 28)
+        start = time.perf_counter()
+        loss = model.loss(x, "main")["loss"]  # type: ignore[operator]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step:  # the first step is a warm-up
+            times.append(time.perf_counter() - start)
+    return batch / statistics.median(times)
+
+
+def bench(family: str, sample_images: int, train_steps: int) -> dict[str, Any]:
+    config_path = CONFIGS / f"{family}_fashion.yaml"
+    cfg = load_run_config(str(config_path), [])
+    torch.manual_seed(0)
+    model = build_model(dict(cfg.model), DataInfo((1, 28, 28), 2))
+    model.eval()
+    naive, t_naive = timed_sample(model, sample_images, "naive")
+    cached, t_cached = timed_sample(model, sample_images, "cached")
+    _, t_grid = timed_sample(model, 64, "cached")
+    model.train()
+    result = {
+        "config": str(config_path.relative_to(CONFIGS.parent)),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "sample_images": sample_images,
+        "naive_images_per_s": sample_images / t_naive,
+        "cached_images_per_s": sample_images / t_cached,
+        "cached_speedup": t_naive / t_cached,
+        "samplers_identical": bool(torch.equal(naive, cached)),
+        "samplers_pixel_agreement": (naive == cached).float().mean().item(),
+        "cached_images_per_s_batch64": 64 / t_grid,
+        "train_batch_size": cfg.train.batch_size,
+        "train_images_per_s": train_rate(model, cfg.train.batch_size, train_steps),
+    }
+    print(
+        f"{family}: naive {result['naive_images_per_s']:.3f} img/s, cached "
+        f"{result['cached_images_per_s']:.2f} img/s ({result['cached_speedup']:.0f}x, identical: "
+        f"{result['samplers_identical']}), train {result['train_images_per_s']:.0f} img/s",
+        flush=True,
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sample-images", type=int, default=16)
+    parser.add_argument("--train-steps", type=int, default=10)
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    results = {f: bench(f, args.sample_images, args.train_steps) for f in args.families}
+    save(
+        "autoregressive",
+        {
+            "image_shape": [1, 28, 28],
+            "levels": 2,
+            "families": results,
+            "environment": environment(),
+            "note": "shared machine: other jobs ran at the same time",
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
