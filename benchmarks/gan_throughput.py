@@ -9,6 +9,8 @@ batch size, without the Trainer (no logging, checkpoints or EMA). The two altern
 4096x4096 fp32 matrix-product rate sampled between them as a reference for machine speed.
 
     python benchmarks/gan_throughput.py [--steps 200] [--repeats 2] [--threads 1]
+
+Results go to benchmarks/results/gan_throughput_threads<N>.json.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def main() -> None:
     best = {k: max(v) for k, v in rates.items()}
     model = build_model(cfg.model, DataInfo(data.shape, data.levels))
     save(
-        "gan_throughput",
+        f"gan_throughput_threads{args.threads}",
         {
             "config": args.config,
             "model": dict(cfg.model),
