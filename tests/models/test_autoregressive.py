@@ -12,13 +12,20 @@ from genlab.models import DataInfo, build_model
 from genlab.models.ar_sampling import AutoregressiveModel, sample_autoregressive
 from genlab.models.masked import to_input
 
-FAMILIES = ["pixelcnn", "gated_pixelcnn", "pixelrnn"]
+FAMILIES = ["pixelcnn", "gated_pixelcnn", "pixelrnn", "pixelrnn-diagonal"]
 SMALL = {"channels": 12, "head_hidden": 12}  # four features per colour for RGB
+
+
+def spec(family: str, **keys) -> dict:
+    """The model mapping of a test family; ``pixelrnn-diagonal`` is a Diagonal BiLSTM."""
+    if family == "pixelrnn-diagonal":
+        return {"name": "pixelrnn", "lstm": "diagonal", **keys}
+    return {"name": family, **keys}
 
 
 def tiny(family: str, shape, levels: int, **extra) -> AutoregressiveModel:
     torch.manual_seed(0)
-    model = build_model({"name": family, **SMALL, **extra}, DataInfo(shape, levels))
+    model = build_model(spec(family, **{**SMALL, **extra}), DataInfo(shape, levels))
     assert isinstance(model, AutoregressiveModel)
     return model.double().eval()
 
@@ -44,7 +51,7 @@ def dependence(model: AutoregressiveModel, shape, c: int, i: int, j: int) -> tor
 @pytest.mark.parametrize("channels, levels", [(1, 2), (3, 2), (3, 256)])
 def test_causal_in_raster_then_colour_order(family, channels, levels):
     shape = (channels, 4, 4)
-    model = tiny(family, shape, levels)
+    model = tiny(family, shape, levels, channels=24, head_hidden=24)  # no dead colour paths
     order = torch.arange(math.prod(shape)).view(4, 4, channels).permute(2, 0, 1)  # (C, H, W)
     for c, i, j in itertools.product(range(channels), range(4), range(4)):
         dep = dependence(model, shape, c, i, j)
@@ -79,7 +86,7 @@ def test_probabilities_of_all_images_sum_to_one(family, shape, levels):
 @pytest.mark.parametrize("channels, levels", [(1, 2), (1, 256), (3, 2), (3, 256)])
 def test_naive_and_cached_samplers_agree(family, channels, levels):
     torch.manual_seed(0)
-    model = build_model({"name": family, **SMALL}, DataInfo((channels, 5, 4), levels))
+    model = build_model(spec(family, **SMALL), DataInfo((channels, 5, 4), levels))
     draws = {
         s: sample_autoregressive(model, 6, generator=torch.Generator().manual_seed(7), sampler=s)
         for s in ("naive", "cached")
@@ -161,6 +168,21 @@ def test_network_input_of_levels():
 @pytest.mark.parametrize("family", FAMILIES)
 def test_bad_configs_are_one_line_errors(family):
     with pytest.raises(ConfigError, match="kernel"):
-        build_model({"name": family, "kernel": 4}, DataInfo((1, 8, 8), 2))
+        build_model(spec(family, kernel=4), DataInfo((1, 8, 8), 2))
     with pytest.raises(ConfigError, match="image channels"):
-        build_model({"name": family, "channels": 2}, DataInfo((3, 8, 8), 2))
+        build_model(spec(family, channels=2), DataInfo((3, 8, 8), 2))
+
+
+def test_diagonal_bilstm_sees_the_whole_context_row_lstm_a_triangle():
+    """One Diagonal BiLSTM layer sees every earlier pixel of a 7x7 image but one: the last pixel
+    of the row above, which the mask-A first layer only passes to later pixels of the current
+    row (the right-to-left sweep reads that layer's output). One Row LSTM layer sees a
+    triangle (van den Oord et al. 2016, figure 4): it misses pixels above-right and far left."""
+    for i, j in [(6, 0), (4, 3), (6, 6)]:
+        diagonal = tiny("pixelrnn-diagonal", (1, 7, 7), 2, layers=1, first_kernel=3)
+        dep = dependence(diagonal, (1, 7, 7), 0, i, j)[0]
+        missed = [(r, c) for r, c in window(i, j, 7, 7) if dep[r, c] == 0]
+        assert missed == ([] if j == 6 else [(i - 1, 6)]), (i, j, missed)
+        row = tiny("pixelrnn", (1, 7, 7), 2, layers=1, first_kernel=3)
+        dep = dependence(row, (1, 7, 7), 0, i, j)[0]
+        assert len([(r, c) for r, c in window(i, j, 7, 7) if dep[r, c] == 0]) > 1
