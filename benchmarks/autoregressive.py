@@ -1,7 +1,8 @@
 """Autoregressive pixel models: sampling images/s naive vs cached, and training images/s.
 
 For each family, the model of ``configs/<family>_fashion.yaml`` (freshly initialised: the cost
-does not depend on the weights) on 28x28 binary images:
+does not depend on the weights; ``pixelrnn_diagonal`` is the pixelrnn config with
+``model.lstm=diagonal``) on 28x28 binary images:
 
 - sampling: ``--sample-images`` images drawn with the naive sampler (one full forward pass per
   pixel) and then with the cached incremental sampler (Ramachandran et al. 2017), in the same
@@ -30,7 +31,7 @@ from genlab.models import DataInfo, build_model
 from genlab.models.ar_sampling import sample_autoregressive
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-FAMILIES = ("gated_pixelcnn", "pixelrnn", "pixelcnn")
+FAMILIES = ("gated_pixelcnn", "pixelrnn", "pixelcnn", "pixelrnn_diagonal")
 
 
 def timed_sample(model: torch.nn.Module, n: int, sampler: str) -> tuple[torch.Tensor, float]:
@@ -61,8 +62,11 @@ def train_rate(model: torch.nn.Module, batch: int, steps: int) -> float:
 
 
 def bench(family: str, sample_images: int, train_steps: int) -> dict[str, Any]:
-    config_path = CONFIGS / f"{family}_fashion.yaml"
-    cfg = load_run_config(str(config_path), [])
+    # pixelrnn_diagonal: the pixelrnn config with Diagonal BiLSTM layers instead of Row LSTMs
+    base = family.removesuffix("_diagonal")
+    config_path = CONFIGS / f"{base}_fashion.yaml"
+    overrides = ["model.lstm=diagonal"] if family != base else []
+    cfg = load_run_config(str(config_path), overrides)
     torch.manual_seed(0)
     model = build_model(dict(cfg.model), DataInfo((1, 28, 28), 2))
     model.eval()
@@ -72,6 +76,7 @@ def bench(family: str, sample_images: int, train_steps: int) -> dict[str, Any]:
     model.train()
     result = {
         "config": str(config_path.relative_to(CONFIGS.parent)),
+        "overrides": overrides,
         "parameters": sum(p.numel() for p in model.parameters()),
         "sample_images": sample_images,
         "naive_images_per_s": sample_images / t_naive,

@@ -149,21 +149,22 @@ class DiagonalLSTM(nn.Module):
         b, _, height, width = x.shape
         is_map = self.input_to_state(x)  # (B, 4f, H, W)
         skew_w = height + width - 1
-        skewed = is_map.new_zeros(b, 4 * self.f, height, skew_w)
-        for i in range(height):
-            skewed[:, :, i, i : i + width] = is_map[:, :, i]
-        rows = torch.arange(height)
+        # skew: row i moves right by i (pad each row by H, flatten, re-cut rows H+W-1 long)
+        flat = F.pad(is_map, (0, height)).flatten(2)[:, :, : height * skew_w]
+        columns = flat.view(b, 4 * self.f, height, skew_w).unbind(3)  # H+W-1 of (B, 4f, H)
+        rows = torch.arange(height, device=x.device)
         h = x.new_zeros(b, self.f, height)  # (B, f, H): one skewed column
         c = x.new_zeros(b, self.f, height)
-        cols = []
-        for t in range(skew_w):
+        states = []
+        for t, column in enumerate(columns):
             valid = ((t - rows >= 0) & (t - rows < width)).to(x.dtype)  # (H,)
             ss = self.state_to_state(F.pad(h, (1, 0)))  # (B, 4f, H): rows i-1 and i of t-1
-            h, c = lstm_cell(skewed[:, :, :, t] + ss, c)
+            h, c = lstm_cell(column + ss, c)
             h, c = h * valid, c * valid  # no state outside the image
-            cols.append(h)
-        hs = torch.stack(cols, dim=3)  # (B, f, H, H+W-1)
-        return torch.stack([hs[:, :, i, i : i + width] for i in range(height)], dim=2)
+            states.append(h)
+        hs = torch.stack(states, dim=3)  # (B, f, H, H+W-1)
+        index = (rows[:, None] + torch.arange(width, device=x.device)[None, :]).expand_as(x)
+        return hs.gather(3, index)  # unskew: (B, f, H, W)
 
     def gates_at(
         self, x: torch.Tensor, h_up: torch.Tensor, h_left: torch.Tensor, w: torch.Tensor
