@@ -200,7 +200,7 @@ class GAN(GenerativeModel):
         if phase == "discriminator":
             return self._discriminator_loss(x, generator)
         if phase == "generator":
-            return self._generator_loss(x.shape[0], x, generator)
+            return self._generator_loss(x, generator)
         raise ValueError(f"unknown phase {phase!r}; the gan phases are discriminator, generator")
 
     # -- capabilities ---------------------------------------------------------------------
@@ -231,8 +231,8 @@ class GAN(GenerativeModel):
         """WGAN-GP penalty E[(||grad D(x_hat)||_2 - 1)^2] (Gulrajani et al. 2017, eq. 3) at
         x_hat = e real + (1 - e) fake with e ~ U(0, 1) per image, differentiable in D's
         parameters (double backpropagation). Needs gradients enabled."""
-        e = torch.rand((real.shape[0], *[1] * (real.dim() - 1)), generator=generator)
-        x_hat = (e.to(real) * real + (1 - e.to(real)) * fake.detach()).requires_grad_(True)
+        e = torch.rand((real.shape[0], *[1] * (real.dim() - 1)), generator=generator).to(real)
+        x_hat = (e * real + (1 - e) * fake.detach()).requires_grad_(True)  # (B, C, H, W)
         scores = self.discriminator(x_hat)  # (B,)
         (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
         return (grad.flatten(1).norm(dim=1) - 1).square().mean()
@@ -274,9 +274,9 @@ class GAN(GenerativeModel):
         return {"loss": loss, **terms}
 
     def _generator_loss(
-        self, n: int, x: torch.Tensor, generator: torch.Generator | None
+        self, x: torch.Tensor, generator: torch.Generator | None
     ) -> dict[str, torch.Tensor]:
-        fake = torch.sigmoid(self.generator(self._noise(n, generator).to(x)))  # (B, C, H, W)
+        fake = torch.sigmoid(self.generator(self._noise(x.shape[0], generator)))  # (B, C, H, W)
         with _frozen(self.discriminator):
             s_fake = self.discriminator(fake)  # (B,)
         if self.config.loss == "non_saturating":
