@@ -160,6 +160,22 @@ def test_loss_and_exact_likelihood_agree(family):
     assert torch.allclose(model.log_likelihood(noisy, k=1).values, ll.values)
 
 
+def test_masks_order_colours_at_the_centre_tap():
+    """Mask A: output colour g sees input colours < g at the centre; mask B: <= g. Taps above
+    and to the left are open for every colour pair, taps after the centre closed."""
+    from genlab.models.masked import build_mask, channel_groups
+
+    rgb = torch.arange(3)
+    a = build_mask(rgb, rgb, (3, 3), (1, 1), "A")
+    b = build_mask(rgb, rgb, (3, 3), (1, 1), "B")
+    assert torch.equal(a[:, :, 1, 1], torch.tril(torch.ones(3, 3), -1))
+    assert torch.equal(b[:, :, 1, 1], torch.tril(torch.ones(3, 3)))
+    for m in (a, b):
+        assert torch.all(m[:, :, 0] == 1) and torch.all(m[:, :, 1, 0] == 1)
+        assert torch.all(m[:, :, 1, 2] == 0) and torch.all(m[:, :, 2] == 0)
+    assert channel_groups(7, 3).tolist() == [0, 0, 0, 1, 1, 2, 2]
+
+
 def test_network_input_of_levels():
     k = torch.tensor([0, 1, 255])
     assert to_input(k, 256).tolist() == [-1.0, pytest.approx(-1 + 2 / 255), 1.0]

@@ -85,12 +85,8 @@ class MaskedConv2d(nn.Module):
         cr, cc = self.centre
         if not (0 <= cr < kh and 0 <= cc < kw):
             raise ValueError(f"centre {self.centre} lies outside the kernel {kernel}")
-        if in_groups is None:
-            in_groups = (
-                torch.arange(in_channels)
-                if mask_type == "A" and in_channels == data_channels
-                else channel_groups(in_channels, data_channels)
-            )
+        if in_groups is None:  # for the first layer (in = data channels) this is R, G, B
+            in_groups = channel_groups(in_channels, data_channels)
         if out_groups is None:
             out_groups = channel_groups(out_channels, data_channels)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kh, kw))
