@@ -98,7 +98,5 @@ def test_cli_train_reconstruct_interpolate_and_no_sampling(
     results = json.loads((run / "eval.json").read_text())
     sampling = {"fd", "kid", "precision", "recall", "density", "coverage", "sample_speed"}
     assert set(results["not_applicable"]) == {"nll", "elbo"} | sampling
-    assert {"recon_mse", "probe_logreg_acc_n1000", "train_images_per_s"} <= set(
-        results["metrics"]
-    )
+    assert {"recon_mse", "probe_logreg_acc_n1000", "train_images_per_s"} <= set(results["metrics"])
     assert results["metrics"]["recon_mse"]["value"] < 0.5
