@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood
-from genlab.models.masked import inverse_cdf, log_prob, to_input, to_levels
+from genlab.models.masked import frozen_masks, inverse_cdf, log_prob, to_input, to_levels
 
 Sampler = Literal["cached", "naive"]
 
@@ -142,30 +142,41 @@ def sample_autoregressive(
     model.eval()
     bar = tqdm(total=h * w, desc=f"sampling ({sampler})", disable=not progress, leave=False)
     try:
-        if sampler == "naive":
-            for i in range(h):
-                for j in range(w):
-                    for ch in range(c):
-                        logits = model.logits(to_input(k, levels, ref.dtype))[
-                            :, ch, :, i, j
-                        ]  # (n, P)
-                        k[:, ch, i, j] = inverse_cdf(logits, u[:, i, j, ch])
-                    bar.update(1)
-        else:
-            p = model.pad
-            x = torch.zeros(n, c, h + 2 * p, w + 2 * p, dtype=ref.dtype, device=ref.device)
-            cache = ARCache(x=x, pad=p)
-            model.init_cache(cache)
-            for i in range(h):
-                model.begin_row(cache, i)
-                for j in range(w):
-                    for ch in range(c):
-                        logits = model.logits_at(cache, i, j)[:, ch]  # (n, P)
-                        level = inverse_cdf(logits, u[:, i, j, ch])  # (n,)
-                        k[:, ch, i, j] = level
-                        cache.x[:, ch, i + p, j + p] = to_input(level, levels, ref.dtype)
-                    bar.update(1)
+        with frozen_masks(model):
+            (_naive if sampler == "naive" else _cached)(model, k, u, bar)
     finally:
         bar.close()
         model.train(was_training)
     return k.to(ref.dtype) / (levels - 1)
+
+
+def _naive(model: AutoregressiveModel, k: torch.Tensor, u: torch.Tensor, bar: tqdm) -> None:
+    """Fill the levels k (n, C, H, W) in place from the uniforms u (n, H, W, C), one full
+    forward pass per pixel-channel."""
+    _, c, h, w = k.shape
+    dtype = next(model.parameters()).dtype
+    for i in range(h):
+        for j in range(w):
+            for ch in range(c):
+                logits = model.logits(to_input(k, model.levels, dtype))  # (n, C, P, H, W)
+                k[:, ch, i, j] = inverse_cdf(logits[:, ch, :, i, j], u[:, i, j, ch])
+            bar.update(1)
+
+
+def _cached(model: AutoregressiveModel, k: torch.Tensor, u: torch.Tensor, bar: tqdm) -> None:
+    """Fill the levels k (n, C, H, W) in place from the uniforms u (n, H, W, C), computing
+    every layer at the new pixel only, from the per-layer caches."""
+    n, c, h, w = k.shape
+    ref, p = next(model.parameters()), model.pad
+    x = torch.zeros(n, c, h + 2 * p, w + 2 * p, dtype=ref.dtype, device=ref.device)
+    cache = ARCache(x=x, pad=p)  # x: (n, C, H+2p, W+2p)
+    model.init_cache(cache)
+    for i in range(h):
+        model.begin_row(cache, i)
+        for j in range(w):
+            for ch in range(c):
+                logits = model.logits_at(cache, i, j)[:, ch]  # (n, P)
+                level = inverse_cdf(logits, u[:, i, j, ch])  # (n,)
+                k[:, ch, i, j] = level
+                cache.x[:, ch, i + p, j + p] = to_input(level, model.levels, ref.dtype)
+            bar.update(1)

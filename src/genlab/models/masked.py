@@ -15,6 +15,8 @@ belongs to colour group ``c``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -93,13 +95,18 @@ class MaskedConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
         mask = build_mask(out_groups, in_groups, kernel, self.centre, mask_type)
         self.register_buffer("mask", mask, persistent=False)
+        self.frozen: torch.Tensor | None = None  # weight * mask, held fixed while sampling
         fan_in = max(1.0, mask.sum(dim=(1, 2, 3)).mean().item())  # open taps per output
         nn.init.normal_(self.weight, std=(1.0 / fan_in) ** 0.5)
         # (left, right, top, bottom) zero padding that aligns the centre tap with the output
         self.padding = (cc, kw - 1 - cc, cr, kh - 1 - cr)
 
     def masked_weight(self) -> torch.Tensor:
-        return self.weight * self.mask  # (out, in, kh, kw)
+        """weight * mask, (out, in, kh, kw); the frozen copy while sampling (see
+        :func:`frozen_masks`)."""
+        if self.frozen is not None:
+            return self.frozen
+        return self.weight * self.mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in, H, W) -> (B, out, H, W)."""
@@ -123,6 +130,20 @@ class MaskedConv2d(nn.Module):
     def flat_weight(self) -> torch.Tensor:
         """:meth:`masked_weight` as an (in * kh * kw, out) matrix for :meth:`at`."""
         return self.masked_weight().flatten(1).t().contiguous()
+
+
+@contextmanager
+def frozen_masks(model: nn.Module) -> Iterator[None]:
+    """Compute every masked weight of ``model`` once, for a no-grad sampling run whose many
+    small steps would otherwise multiply weight by mask at every call."""
+    layers = [m for m in model.modules() if isinstance(m, MaskedConv2d)]
+    for layer in layers:
+        layer.frozen = (layer.weight * layer.mask).detach()
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.frozen = None
 
 
 class PointwiseMasked(MaskedConv2d):
