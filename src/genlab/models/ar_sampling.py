@@ -142,12 +142,13 @@ def sample_autoregressive(
     model.eval()
     bar = tqdm(total=h * w, desc=f"sampling ({sampler})", disable=not progress, leave=False)
     try:
-        with frozen_masks(model):
+        # inference mode: the many tiny steps skip autograd's bookkeeping
+        with torch.inference_mode(), frozen_masks(model):
             (_naive if sampler == "naive" else _cached)(model, k, u, bar)
     finally:
         bar.close()
         model.train(was_training)
-    return k.to(ref.dtype) / (levels - 1)
+    return k.to(ref.dtype) / (levels - 1)  # a normal tensor: k was created outside
 
 
 def _naive(model: AutoregressiveModel, k: torch.Tensor, u: torch.Tensor, bar: tqdm) -> None:

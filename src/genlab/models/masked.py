@@ -96,6 +96,7 @@ class MaskedConv2d(nn.Module):
         mask = build_mask(out_groups, in_groups, kernel, self.centre, mask_type)
         self.register_buffer("mask", mask, persistent=False)
         self.frozen: torch.Tensor | None = None  # weight * mask, held fixed while sampling
+        self.frozen_matrix: torch.Tensor | None = None  # the same as (in * kh * kw, out)
         fan_in = max(1.0, mask.sum(dim=(1, 2, 3)).mean().item())  # open taps per output
         nn.init.normal_(self.weight, std=(1.0 / fan_in) ** 0.5)
         # (left, right, top, bottom) zero padding that aligns the centre tap with the output
@@ -129,6 +130,8 @@ class MaskedConv2d(nn.Module):
 
     def flat_weight(self) -> torch.Tensor:
         """:meth:`masked_weight` as an (in * kh * kw, out) matrix for :meth:`at`."""
+        if self.frozen_matrix is not None:
+            return self.frozen_matrix
         return self.masked_weight().flatten(1).t().contiguous()
 
 
@@ -139,11 +142,12 @@ def frozen_masks(model: nn.Module) -> Iterator[None]:
     layers = [m for m in model.modules() if isinstance(m, MaskedConv2d)]
     for layer in layers:
         layer.frozen = (layer.weight * layer.mask).detach()
+        layer.frozen_matrix = layer.frozen.flatten(1).t().contiguous()
     try:
         yield
     finally:
         for layer in layers:
-            layer.frozen = None
+            layer.frozen = layer.frozen_matrix = None
 
 
 class PointwiseMasked(MaskedConv2d):
@@ -170,6 +174,8 @@ class PointwiseMasked(MaskedConv2d):
 
     def vector(self, v: torch.Tensor) -> torch.Tensor:
         """(B, in) -> (B, out): the layer at a single pixel."""
+        if self.frozen_matrix is not None:  # sampling: no per-call weight reshaping
+            return torch.addmm(self.bias, v, self.frozen_matrix)
         return F.linear(v, self.masked_weight()[:, :, 0, 0], self.bias)
 
 
