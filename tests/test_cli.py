@@ -108,3 +108,10 @@ def test_resume_rejects_changed_settings(tmp_path, tiny_overrides, capsys):
     run = only_run(tmp_path)
     code, _, err = run_cli(["train", "--resume", run, "--set", "train.lr=0.1"], capsys)
     assert code == 2 and "only train.epochs" in err
+
+
+def test_list_metrics_names_every_registered_metric(capsys):
+    code, out, _ = run_cli(["list", "metrics"], capsys)
+    assert code == 0
+    for name in ("nll", "fd", "kid", "precision", "recall", "density", "coverage", "probe"):
+        assert f"  {name} " in out

@@ -324,7 +324,7 @@ def _zoo(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     from genlab.data import DATASETS
-    from genlab.evaluation.metrics import METRICS
+    from genlab.evaluation.runner import METRICS  # importing the runner registers every metric
     from genlab.models import MODELS
 
     sections = {
