@@ -32,6 +32,8 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/iwae_speed.py
+	$(BIN)/python benchmarks/autoregressive.py
+	$(BIN)/python benchmarks/gan_throughput.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
