@@ -11,6 +11,7 @@ from genlab.config import load_run_config
 from genlab.errors import TrainingDiverged
 from genlab.models.vae import VAE
 from genlab.reporting.run_dir import RunDir
+from genlab.training.trainer import sample_diversity
 
 
 def weights(run: RunDir) -> dict[str, torch.Tensor]:
@@ -112,3 +113,21 @@ def test_a_time_budget_stops_training_and_exports_the_weights(tiny_overrides):
     info = run.info()
     assert info["status"] == "interrupted (max_seconds)" and info["steps"] == 1
     assert run.model_path.exists()
+
+
+def test_sample_diversity_measures_pairwise_distance():
+    same = torch.full((5, 1, 4, 4), 0.3)
+    assert sample_diversity(same) == 0.0
+    black_white = torch.stack([torch.zeros(1, 4, 4), torch.ones(1, 4, 4)])
+    assert sample_diversity(black_white) == pytest.approx(1.0)
+
+
+def test_collapsed_samples_raise_a_warning_and_are_logged(tiny_overrides, monkeypatch):
+    def collapsed(self, n, *, generator=None, progress=False):  # noqa: ANN001, ANN202
+        return torch.full((n, *self.data_info.shape), 0.5)
+
+    monkeypatch.setattr(VAE, "sample", collapsed)
+    with pytest.warns(RuntimeWarning, match="collapsed"):
+        run = api.train(load_run_config(None, [*tiny_overrides, "train.epochs=1"]))
+    epochs = [r for r in run.read_metrics() if r["kind"] == "epoch"]
+    assert epochs[-1]["samples/pairwise_rms"] == 0.0
