@@ -193,15 +193,15 @@ def _print_eval(results: dict) -> None:
         extra = []
         if "bits_per_dim" in m:
             extra.append(f"{m['bits_per_dim']:.4f} bits/dim")
-        for key in ("stderr_mc", "stderr_images"):
+        for key in ("stderr_mc", "stderr_images", "std", "floor", "pixel_baseline"):
             if key in m:
-                extra.append(f"{key} {m[key]:.3f}")
-        print(
-            f"{name:>20}: {m['value']:.4f} {m['unit']}"
-            + (f"  ({', '.join(extra)})" if extra else "")
-        )
+                extra.append(f"{key} {m[key]:.4g}")
+        if "cached_speedup" in m:
+            extra.append(f"cached sampler {m['cached_speedup']:.0f}x the naive one")
+        unit = f" {m['unit']}" if m["unit"] else ""
+        print(f"{name:>22}: {m['value']:.4f}{unit}" + (f"  ({', '.join(extra)})" if extra else ""))
     for name, reason in results["not_applicable"].items():
-        print(f"{name:>20}: not applicable ({reason})")
+        print(f"{name:>22}: not applicable ({reason})")
 
 
 def _sample(args: argparse.Namespace) -> int:

@@ -74,7 +74,10 @@ class EvalContext:
     # -- sample-quality inputs ------------------------------------------------------------
     @property
     def num_samples(self) -> int:
-        return self.cfg.num_samples
+        """Samples drawn, and real images compared with: eval.num_samples, or fewer when the
+        evaluation split is smaller, so both sets always have the same size (the k-NN metrics
+        are not symmetric in set size). Metric names carry this number."""
+        return min(self.cfg.num_samples, self.images.shape[0])
 
     def feature_net(self) -> tuple[FeatureNet, dict[str, Any]]:
         return self.memo(
@@ -101,7 +104,7 @@ class EvalContext:
         )
 
     def real_features(self) -> torch.Tensor:
-        """Features of the first min(num_samples, N) evaluation images: the reference set."""
+        """Features of the first num_samples evaluation images: the reference set."""
         return self.memo(
             "real_features",
             lambda: self.feature_net()[0].features_of(self.images[: self.num_samples]),

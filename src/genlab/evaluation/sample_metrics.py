@@ -1,8 +1,9 @@
 """Sample-quality metrics in the feature network's space, registered in :data:`METRICS`.
 
-Each compares ``eval.num_samples`` model samples with the first ``min(num_samples, N)``
-evaluation images, and reports as its ``floor`` the same quantity for as many real training
-images against those evaluation images: what a perfect model would score at this sample size.
+Each compares n model samples with the first n evaluation images, n = ``eval.num_samples``
+or the number of evaluation images if that is smaller, and reports as its ``floor`` the same
+quantity for n real training images against those evaluation images: what a perfect model
+would score at this sample size.
 Names carry the feature network, the neighbourhood size and the number of samples, e.g.
 ``fd_cnn_10k``, ``kid_cnn_10k``, ``precision_cnn_k3_10k``, ``coverage_cnn_k5_10k``.
 """
