@@ -23,8 +23,8 @@ from genlab.data import load_data
 from genlab.errors import ConfigError, RunError, TrainingDiverged
 from genlab.evaluation.runner import check_metric_names
 from genlab.evaluation.runner import evaluate as evaluate_model
-from genlab.models import DataInfo, build_model
-from genlab.models.base import SupportsEncode, SupportsSample, code_of
+from genlab.models import MODELS, DataInfo, build_model
+from genlab.models.base import SupportsSample, code_of
 from genlab.reporting.images import save_grid
 from genlab.reporting.run_dir import RunDir
 from genlab.representation import embed, finetune, load_run, probe  # noqa: F401  (the API)
@@ -270,9 +270,10 @@ def interpolate(
     row per pair, ``steps`` generated images from one end to the other; no data is loaded."""
     _positive(steps, "steps")
     opened = _open(run)
-    model = opened.load_model()
-    if not isinstance(model, SupportsEncode) and hasattr(model, "generate"):
+    family = MODELS.get(opened.read_config().model["name"])
+    if not hasattr(family, "encode") and hasattr(family, "generate"):
         _positive(pairs, "pairs")
+        model = opened.load_model()
         latent_dim: int = model.latent_dim  # type: ignore[assignment]
         z = torch.randn(2 * pairs, latent_dim, generator=torch.Generator().manual_seed(seed))
         t = torch.linspace(0, 1, steps).view(1, steps, 1)
@@ -282,9 +283,9 @@ def interpolate(
         return save_grid(
             generated, out or opened.samples / f"interpolate-seed{seed}.png", ncol=steps
         )
+    if not (hasattr(family, "encode") and hasattr(family, "decode")):
+        raise RunError(f"the {family.family} family has no latent space to interpolate in")
     run, model, images = _test_images(opened, 2 * pairs, seed, data_path)
-    if not (isinstance(model, SupportsEncode) and hasattr(model, "decode")):
-        raise RunError(f"the {model.family} family has no latent space to interpolate in")
     with torch.no_grad():
         codes = code_of(model.encode(images))  # (2P, L): posterior mean, or the AE's code
         start, end = codes[0::2], codes[1::2]

@@ -61,6 +61,10 @@ class EvalContext:
     def batch_bar(self, name: str) -> Iterable[torch.Tensor]:
         return self.bar(self.batches(), name, -(-self.images.shape[0] // self.cfg.batch_size))
 
+    def has(self, key: str) -> bool:
+        """Whether ``key`` (e.g. "samples") has been computed already."""
+        return key in self._memo
+
     def memo(self, key: str, compute: Any) -> Any:
         if key not in self._memo:
             self._memo[key] = compute()

@@ -113,7 +113,7 @@ class SamplingSpeed(Metric):
         return None
 
     def compute(self, ctx: EvalContext) -> MetricResult:
-        if "samples" in ctx._memo:
+        if ctx.has("samples"):
             images, seconds = ctx.samples()
             count, how = images.shape[0], "the evaluation samples"
         else:

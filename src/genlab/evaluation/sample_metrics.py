@@ -46,16 +46,17 @@ class SampleMetric(Metric):
             return "needs at least two evaluation images and samples"
         return None
 
-    def measure(self, real: torch.Tensor, fake: torch.Tensor, ctx: EvalContext) -> dict[str, Any]:
-        """``{"value": ..., other details}`` for one pair of feature sets."""
+    def measure(
+        self, real: torch.Tensor, fake: torch.Tensor, ctx: EvalContext, against: str
+    ) -> dict[str, Any]:
+        """``{"value": ..., other details}`` for one pair of feature sets; ``against`` names
+        the second set ("samples" or "floor") for metrics that share work between them."""
         raise NotImplementedError
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         real, fake = ctx.real_features(), ctx.sample_features()
-        measured = ctx.memo(f"{self.prefix}:model", lambda: self.measure(real, fake, ctx))
-        floor = ctx.memo(
-            f"{self.prefix}:floor", lambda: self.measure(real, ctx.floor_features(), ctx)
-        )
+        measured = self.measure(real, fake, ctx, "samples")
+        floor = self.measure(real, ctx.floor_features(), ctx, "floor")
         _, net = ctx.feature_net()
         details = {k: v for k, v in measured.items() if k != "value"}
         details.update(
@@ -79,7 +80,7 @@ class FrechetDistance(SampleMetric):
     description = "Fréchet distance between Gaussians fitted to real and sample features"
     prefix = "fd"
 
-    def measure(self, real, fake, ctx):  # noqa: ANN001, ANN201
+    def measure(self, real, fake, ctx, against):  # noqa: ANN001, ANN201
         return {"value": frechet_distance(real, fake)}
 
 
@@ -88,7 +89,7 @@ class KernelDistance(SampleMetric):
     description = "KID: unbiased MMD^2, cubic polynomial kernel, mean and std over subsets"
     prefix = "kid"
 
-    def measure(self, real, fake, ctx):  # noqa: ANN001, ANN201
+    def measure(self, real, fake, ctx, against):  # noqa: ANN001, ANN201
         cfg = ctx.cfg
         mean, std = kernel_inception_distance(
             real,
@@ -115,13 +116,13 @@ class NeighbourhoodMetric(SampleMetric):
     def name(self, ctx: EvalContext) -> str:
         return f"{self.prefix}_{FEATURE_NET_NAME}_k{self.k(ctx)}_{count_label(ctx.num_samples)}"
 
-    def measure(self, real, fake, ctx):  # noqa: ANN001, ANN201
+    def measure(self, real, fake, ctx, against):  # noqa: ANN001, ANN201
         k = self.k(ctx)
         function: Callable[..., tuple[float, float]] = (
             precision_recall if self.pair == "pr" else density_coverage
         )
-        key = f"{self.pair}:{id(fake)}"
-        both = ctx.memo(key, lambda: function(real, fake, k=k))
+        # precision and recall (density and coverage) come from one computation: do it once
+        both = ctx.memo(f"{self.pair}:{against}", lambda: function(real, fake, k=k))
         return {"value": both[self.position], "k": k}
 
 

@@ -178,7 +178,7 @@ CLAIMS: list[tuple[str, str, Callable[[list[RunSummary]], tuple[str, str]]]] = [
 
 def check_claims(runs: list[RunSummary]) -> list[Verdict]:
     """Every claim's verdict, computed on the runs that share the first run's data."""
-    same_data = [r for r in runs if runs and r.data_key == runs[0].data_key]
+    same_data = [r for r in runs if r.data_key == runs[0].data_key] if runs else []
     verdicts = []
     for claim, measure, check in CLAIMS:
         verdict, evidence = check(same_data)

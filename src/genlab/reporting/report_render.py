@@ -13,7 +13,16 @@ IMAGE_KINDS = (
     ("interpolations", "Interpolations (in the latent space)"),
     ("latent", "Latent space (2-D view, coloured by label)"),
 )
-HIGHER_IS_BETTER = {"elbo", "precision", "recall", "density", "coverage", "probe"}
+HIGHER_IS_BETTER = {
+    "elbo",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "probe",
+    "sample_speed",
+    "train_speed",
+}
 
 
 def format_value(entry: dict[str, Any]) -> str:
@@ -55,8 +64,6 @@ def metric_rows(report: Report) -> list[tuple[str, list[tuple[str, str | None]]]
                 cells.append(("not evaluated", "not in this run's eval.metrics"))
         if names:
             arrow = "↑" if base in HIGHER_IS_BETTER else "↓"
-            if base in ("sample_speed", "train_speed"):
-                arrow = "↑"
             label = " / ".join(dict.fromkeys(names)) + f" {arrow}"
             rows.append((label, cells))
     return rows
