@@ -136,8 +136,7 @@ def run_zoo(
             "runs_dir": str(root / "runs"),
         }
         configs.append((entry, run_config_from_dict(tree)))
-    root.mkdir(parents=True, exist_ok=True)
-    for entry, config in configs:
+    for entry, config in configs:  # the first run creates root/runs (after loading its data)
         if progress:
             print(f"zoo: training {entry.family} for up to {config.train.max_seconds:.0f} s")
         start = time.perf_counter()

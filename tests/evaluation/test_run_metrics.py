@@ -30,3 +30,12 @@ def test_probe_metric_reports_accuracy_with_its_pixel_baseline():
     entry = evaluate(model, data, cfg, progress=False)["metrics"]["probe_logreg_acc_n200"]
     assert 0.0 <= entry["value"] <= 1.0 and entry["code_dim"] == 8
     assert entry["pixel_baseline"] > 0.8 and entry["chance"] == 0.1
+
+
+def test_probe_on_the_validation_split_scores_against_its_labels():
+    torch.manual_seed(0)
+    data = load_data(DataConfig(name="digits", binarize="none"), progress=False)
+    model = build_model({"name": "ae", "code_dim": 8}, DataInfo(data.shape, 256))
+    cfg = EvalConfig(metrics=("probe",), probe_labels=200)
+    entry = evaluate(model, data, cfg, split="val", progress=False)["metrics"]
+    assert entry["probe_logreg_acc_n200"]["pixel_baseline"] > 0.8  # wrong labels: ~chance

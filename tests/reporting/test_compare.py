@@ -140,3 +140,15 @@ def test_compare_of_a_missing_run_exits_2(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
     assert "genlab: error:" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_compare_with_an_unfinished_run_exits_2_and_writes_nothing(zoo_report, tmp_path, capsys):
+    finished = sorted((zoo_report / "runs").iterdir())[0]
+    unfinished = tmp_path / "runs" / "00009-digits-vae"
+    unfinished.mkdir(parents=True)
+    for name in ("config.json", "run.json"):
+        (unfinished / name).write_text((finished / name).read_text())
+    out = tmp_path / "report"
+    assert main(["compare", str(finished), str(unfinished), "--out", str(out)]) == 2
+    assert "has not finished training" in capsys.readouterr().err
+    assert not out.exists()

@@ -33,6 +33,7 @@ class EvalContext:
     cfg: EvalConfig
     data: Any = None  # DataSplits: labels, training split, feature network
     run_info: dict[str, Any] | None = None  # run.json of the evaluated run, if any
+    split: str = "test"  # which split ``images`` are
     progress: bool = True
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 

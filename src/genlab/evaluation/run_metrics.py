@@ -71,7 +71,7 @@ class ProbeAccuracy(Metric):
         labels = ctx.cfg.probe_labels
         train_images = ctx.data.tensor("train")
         train_labels = ctx.data.train.labels.numpy()
-        test_labels = ctx.data.split("test").labels.numpy()[: ctx.images.shape[0]]
+        test_labels = ctx.data.split(ctx.split).labels.numpy()[: ctx.images.shape[0]]
         codes_train, _ = encode_images(ctx.model, train_images)
         codes_test, _ = encode_images(ctx.model, ctx.images)
         sizes, seeds = (labels,), (ctx.cfg.seed,)

@@ -42,7 +42,9 @@ def evaluate(
     if cfg.max_images is not None:
         images = images[: cfg.max_images]
     model.eval()
-    ctx = EvalContext(model, images, cfg, data=data, run_info=run_info, progress=progress)
+    ctx = EvalContext(
+        model, images, cfg, data=data, run_info=run_info, split=split, progress=progress
+    )
     metrics: dict[str, Any] = {}
     not_applicable: dict[str, str] = {}
     for base in cfg.metrics:

@@ -95,6 +95,8 @@ def build_report(
     names = [r.path.name for r in opened]
     if len(set(names)) != len(names):
         raise ConfigError(f"the same run is named twice: {', '.join(names)}")
+    for run in opened:  # every run must be usable before anything is written
+        run.require_model()
     out = Path(out)
     entries = []
     for run in opened:

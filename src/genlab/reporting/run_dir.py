@@ -142,13 +142,17 @@ class RunDir:
         tmp.replace(self.model_path)
         self.update_info(exported_from=origin)
 
-    def load_model(self) -> GenerativeModel:
-        """The exported model, in eval mode, on the CPU."""
+    def require_model(self) -> None:
+        """Raise RunError unless the run has exported its model."""
         if not self.model_path.exists():
             raise RunError(
                 f"{self.model_path} is missing: the run has not finished training; "
                 f"resume it with `genlab train --resume {self.path}`"
             )
+
+    def load_model(self) -> GenerativeModel:
+        """The exported model, in eval mode, on the CPU."""
+        self.require_model()
         config = self.read_config()
         model = build_model(config.model, self.data_info())
         try:
