@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from common import environment, save
 
-from genlab.config import load_run_config
+from genlab.models import load_run_config
 from genlab.models import DataInfo, build_model
 from genlab.models.ar_sampling import sample_autoregressive
 

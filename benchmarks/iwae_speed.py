@@ -18,12 +18,12 @@ import time
 
 import torch
 from common import MatmulReference, environment, linear_flops, save
+from genlab.runs import RunDir
 
 from genlab import api
 from genlab.data import load_data
 from genlab.evaluation.runner import evaluate
 from genlab.models import DataInfo, build_model
-from genlab.reporting.run_dir import RunDir
 
 SEGMENT = 1000  # test images timed between two matrix-product samples
 

@@ -1,6 +1,6 @@
 import pytest
 
-from genlab.config import load_run_config
+from genlab.models import load_run_config
 
 TINY = [
     "data.name=digits",

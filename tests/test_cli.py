@@ -15,7 +15,7 @@ def run_cli(args, capsys):
 
 
 def only_run(tmp_path):
-    runs = list((tmp_path / "runs").iterdir())
+    runs = list((tmp_path / "runs").glob("0*"))
     assert len(runs) == 1
     return runs[0]
 
@@ -80,7 +80,7 @@ def test_bad_train_input_exits_2_and_writes_nothing(
     assert code == 2
     assert err.startswith("genlab: error: ") and message in err
     assert len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("0*"))
 
 
 def test_bad_data_file_exits_2_and_writes_nothing(tmp_path, tiny_overrides, capsys):

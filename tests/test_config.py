@@ -1,6 +1,6 @@
 import pytest
 
-from genlab.config import load_run_config, run_config_to_dict
+from genlab.models import load_run_config, run_config_to_dict
 from genlab.errors import ConfigError
 
 
@@ -9,7 +9,7 @@ def test_defaults_and_overrides():
         None, ["train.lr=1e-3", "model.hidden=[400, 200]", "train.grad_clip=null"]
     )
     assert cfg.train.lr == 1e-3 and isinstance(cfg.train.lr, float)
-    assert cfg.model["hidden"] == [400, 200]
+    assert cfg.model.family == "vae" and cfg.model.hidden == (400, 200)
     assert cfg.train.grad_clip is None
 
 
@@ -47,3 +47,20 @@ def test_bad_input_names_key_and_valid_choices(override, message):
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="does not exist"):
         load_run_config("/nonexistent/config.yaml")
+
+
+def test_runtime_settings_are_not_saved_but_the_experiment_is():
+    cfg = load_run_config(None, ["train.threads=1", "train.progress=false", "runs_dir=elsewhere"])
+    saved = run_config_to_dict(cfg, runtime=False)
+    assert "threads" not in saved["train"] and "progress" not in saved["train"]
+    assert "runs_dir" not in saved
+    assert saved["model"]["name"] == "vae" and saved["train"]["loggers"] == ["jsonl"]
+    assert run_config_to_dict(cfg)["train"]["threads"] == 1
+
+
+def test_the_model_section_is_the_familys_typed_config():
+    from genlab.models.gan import GANConfig
+
+    cfg = load_run_config(None, ["model.name=gan", "model.latent_dim=8"])
+    assert isinstance(cfg.model, GANConfig) and cfg.model.latent_dim == 8
+    assert cfg.model.family == "gan"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from genlab.errors import GenlabError, TrainingDiverged
 
@@ -189,17 +190,12 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _print_eval(results: dict) -> None:
-    for name, m in results["metrics"].items():
-        extra = []
-        if "bits_per_dim" in m:
-            extra.append(f"{m['bits_per_dim']:.4f} bits/dim")
-        for key in ("stderr_mc", "stderr_images", "std", "floor", "pixel_baseline"):
-            if key in m:
-                extra.append(f"{key} {m[key]:.4g}")
-        if "cached_speedup" in m:
-            extra.append(f"cached sampler {m['cached_speedup']:.0f}x the naive one")
-        unit = f" {m['unit']}" if m["unit"] else ""
-        print(f"{name:>22}: {m['value']:.4f}{unit}" + (f"  ({', '.join(extra)})" if extra else ""))
+    from genlab.evaluation.runner import METRICS  # importing the runner registers every metric
+
+    for name, entry in results["metrics"].items():
+        base = entry.get("metric", "")
+        text = METRICS.get(base).format(entry) if base in METRICS else f"{entry['value']:.4g}"
+        print(f"{name:>22}: {text}")
     for name, reason in results["not_applicable"].items():
         print(f"{name:>22}: not applicable ({reason})")
 
@@ -299,7 +295,7 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from genlab.reporting.compare import compare
+    from genlab.compare import compare
 
     html = compare(args.runs, args.out, progress=not args.no_progress)
     print(f"wrote {html} and {html.with_name('report.md')}")
@@ -330,7 +326,7 @@ def _list(args: argparse.Namespace) -> int:
     sections = {
         "models": [(n, cls.description) for n, cls in MODELS.items()],
         "datasets": [(n, src.description) for n, src in DATASETS.items()],
-        "metrics": [(n, m.description) for n, m in METRICS.items()],
+        "metrics": [(n, _metric_line(m)) for n, m in METRICS.items()],
     }
     for what, rows in sections.items():
         if args.what and args.what != what:
@@ -339,6 +335,11 @@ def _list(args: argparse.Namespace) -> int:
         for name, text in rows:
             print(f"  {name:<14} {text}")
     return 0
+
+
+def _metric_line(metric: Any) -> str:
+    extra = "" if metric.by_default else "; not run by default"
+    return f"{metric.description} ({metric.direction} is better{extra})"
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -350,8 +351,9 @@ def _demo(args: argparse.Namespace) -> int:
     config = api.load_config(None, DEMO_OVERRIDES + overrides)
     progress = not args.no_progress
     run = api.train(config, progress=progress)
-    results = api.evaluate(run, progress=progress)
-    outputs = [api.sample(run), api.reconstruct(run), api.interpolate(run)]
+    opened = api.open_run(run, progress=progress)  # the model and data load once
+    results = api.evaluate(opened, progress=progress)
+    outputs = [api.sample(opened), api.reconstruct(opened), api.interpolate(opened)]
     print(f"run: {run.path}")
     _print_eval(results)
     for path in [run.eval_path, *outputs]:

@@ -3,21 +3,26 @@
 A run's configuration has four sections::
 
     data:  DataConfig    which images, how they are split and binarised
-    model: <family>Config   chosen by ``model.name`` through the model registry
-    train: TrainConfig   optimiser, schedule, epochs, checkpoints, seeds
+    model: a ModelConfig subclass, the family's own typed config, chosen by ``model.name``
+    train: TrainConfig   optimiser, schedule, epochs, checkpoints, seeds, loggers
     eval:  EvalConfig    which metrics and their protocol (e.g. IWAE k)
 
 Unknown keys and invalid values raise :class:`~genlab.errors.ConfigError` listing what is valid.
+Fields marked ``runtime`` (progress bars, threads, where runs go) describe how this process
+runs, not the experiment: they are not saved in a run's ``config.json``.
+
+This module knows no family: :mod:`genlab.models.run_config` parses a whole run config, model
+section included, through the model registry.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from genlab.config_parse import apply_override, load_yaml, parse_dataclass, to_dict
 from genlab.errors import ConfigError
 
+RUNTIME: dict[str, Any] = {"runtime": True}  # field metadata: not saved in config.json
 Binarize = Literal["dynamic", "static", "threshold", "none"]
 
 
@@ -55,6 +60,9 @@ class DataConfig:
             raise ConfigError(f"data.image_size must be a positive integer, got {self.image_size}")
 
 
+Logger = Literal["jsonl", "tensorboard", "mlflow"]
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The optimisation loop (shared by every family)."""
@@ -74,8 +82,9 @@ class TrainConfig:
     checkpoint_every: int = 1  # epochs between training-state checkpoints
     sample_every: int = 1  # epochs between sample grids in samples/ (0: never; last one always)
     seed: int = 0
-    threads: int | None = None  # torch.set_num_threads; None keeps torch's default
-    progress: bool = True
+    loggers: tuple[Logger, ...] = ("jsonl",)  # experiment tracking: jsonl, tensorboard, mlflow
+    threads: int | None = field(default=None, metadata=RUNTIME)  # torch.set_num_threads
+    progress: bool = field(default=True, metadata=RUNTIME)
     max_steps: int | None = None  # stop after this many optimisation steps (for smoke runs)
     max_seconds: float | None = None  # stop after this much wall-clock time (a time budget)
 
@@ -97,22 +106,10 @@ class TrainConfig:
             raise ConfigError(f"train.max_seconds must be positive or null, got {self.max_seconds}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"train.max_steps must be >= 1 or null, got {self.max_steps}")
-
-
-ALL_METRICS = (
-    "nll",
-    "elbo",
-    "recon_error",
-    "fd",
-    "kid",
-    "precision",
-    "recall",
-    "density",
-    "coverage",
-    "probe",
-    "sample_speed",
-    "train_speed",
-)
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"train.threads must be >= 1 or null, got {self.threads}")
+        if len(set(self.loggers)) != len(self.loggers):
+            raise ConfigError(f"train.loggers names a logger twice: {list(self.loggers)}")
 
 
 @dataclass(frozen=True)
@@ -120,7 +117,7 @@ class EvalConfig:
     """The evaluation protocol; metric names carry these settings (``nll_iwae_k1000``,
     ``fd_cnn_10k``, ``precision_cnn_k3_10k``, ``probe_logreg_acc_n1000``)."""
 
-    metrics: tuple[str, ...] = ALL_METRICS
+    metrics: tuple[str, ...] | None = None  # None: every metric the registry runs by default
     iwae_k: int = 1000
     batch_size: int = 100  # test images per batch; IWAE splits each batch's k samples further
     seed: int = 1234
@@ -152,42 +149,22 @@ class EvalConfig:
             raise ConfigError(f"eval.max_images must be >= 1 or null, got {self.max_images}")
 
 
+class ModelConfig:
+    """Base of every family's typed config (a frozen dataclass in the family's module).
+
+    ``family`` is the registry name, set when the family registers; ``model.name`` in a
+    config file chooses the class.
+    """
+
+    family: ClassVar[str] = ""
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """A whole run. ``model`` stays a mapping here; the family's own config parses it."""
+    """A whole run: data, the family's typed model config, training and evaluation."""
 
     data: DataConfig = field(default_factory=DataConfig)
-    model: dict[str, Any] = field(default_factory=lambda: {"name": "vae"})
+    model: ModelConfig = field(kw_only=True)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    runs_dir: str = "runs"
-
-
-def load_run_config(
-    path: str | None = None, overrides: list[str] | tuple[str, ...] = ()
-) -> RunConfig:
-    """Load a YAML config (or the defaults) and apply ``a.b=c`` overrides; validate everything."""
-    tree: dict[str, Any] = load_yaml(path) if path else {}
-    for assignment in overrides:
-        apply_override(tree, assignment)
-    return run_config_from_dict(tree)
-
-
-def run_config_from_dict(tree: dict[str, Any]) -> RunConfig:
-    config = parse_dataclass(RunConfig, tree, "")
-    model = dict(config.model)
-    model.setdefault("name", "vae")
-    # Validate the model section now, so a bad key fails before any data is touched.
-    from genlab.models import parse_model_config
-
-    parse_model_config(model)
-    return RunConfig(config.data, model, config.train, config.eval, config.runs_dir)
-
-
-def run_config_to_dict(config: RunConfig) -> dict[str, Any]:
-    """The fully resolved config, model section included, as plain values."""
-    from genlab.models import parse_model_config
-
-    tree = to_dict(config)
-    tree["model"] = {"name": config.model["name"], **to_dict(parse_model_config(config.model))}
-    return tree
+    runs_dir: str = field(default="runs", metadata=RUNTIME)

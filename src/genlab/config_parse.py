@@ -100,19 +100,26 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         if isinstance(value, dict):
             return dict(value)
         raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    if isinstance(hint, type) and isinstance(value, hint):
+        return value  # a section parsed beforehand (the family's model config)
     raise TypeError(
         f"unsupported config type {hint!r} at {where}"
     )  # a bug in genlab, not user input
 
 
-def to_dict(obj: Any) -> Any:
-    """The inverse of :func:`parse_dataclass`: plain JSON/YAML-ready values."""
+def to_dict(obj: Any, *, runtime: bool = True) -> Any:
+    """The inverse of :func:`parse_dataclass`: plain JSON/YAML-ready values. With
+    ``runtime=False``, fields whose metadata marks them ``runtime`` are left out."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {
+            f.name: to_dict(getattr(obj, f.name), runtime=runtime)
+            for f in dataclasses.fields(obj)
+            if runtime or not f.metadata.get("runtime")
+        }
     if isinstance(obj, (tuple, list)):
-        return [to_dict(v) for v in obj]
+        return [to_dict(v, runtime=runtime) for v in obj]
     if isinstance(obj, dict):
-        return {k: to_dict(v) for k, v in obj.items()}
+        return {k: to_dict(v, runtime=runtime) for k, v in obj.items()}
     return obj
 
 

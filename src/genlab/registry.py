@@ -45,6 +45,10 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._items)
 
+    def names_in_order(self) -> list[str]:
+        """Names in the order they were registered (e.g. the rows of a metric table)."""
+        return list(self._items)
+
     def items(self) -> Iterator[tuple[str, T]]:
         return iter(sorted(self._items.items()))
 

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,26 +18,16 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from genlab.data import load_data
 from genlab.errors import ConfigError, RunError
 from genlab.evaluation.features import encode_images
+from genlab.evaluation.finetune import code_dim_of, finetune_comparison
 from genlab.evaluation.probe import probe_features
+from genlab.fileio import atomic_path, atomic_write_text
 from genlab.models import build_model
-from genlab.reporting.run_dir import RunDir
-from genlab.training.finetune import code_dim_of, finetune_comparison
+from genlab.runs import OpenRun, RunDir, open_run
 
 Sizes = Sequence[int | None]
-
-
-def load_run(run: RunDir | str | Path, data_path: str | None = None):  # noqa: ANN201
-    """(run folder, config, exported model, data) with ``data.path`` optionally replaced."""
-    run = run if isinstance(run, RunDir) else RunDir.open(run)
-    config = run.read_config()
-    if data_path is not None:
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=data_path))
-    model = run.load_model()
-    data = load_data(config.data, progress=False)
-    return run, config, model, data
+Run = OpenRun | RunDir | str | Path
 
 
 def _labels(data: Any, split: str) -> torch.Tensor:
@@ -54,7 +43,7 @@ def _check_sizes(sizes: Sizes) -> None:
 
 
 def embed(
-    run: RunDir | str | Path,
+    run: Run,
     *,
     split: str = "test",
     variance: bool = False,
@@ -64,7 +53,8 @@ def embed(
     """Write the codes of ``split`` as ``.npz`` (codes, labels[, variances])."""
     if split not in ("train", "val", "test"):
         raise ConfigError(f"split must be train, val or test, got {split!r}")
-    run, _, model, data = load_run(run, data_path)
+    opened = open_run(run, data_path=data_path)
+    model, data = opened.model, opened.data
     codes, variances = encode_images(model, data.tensor(split), variance=variance)
     arrays = {"codes": codes.numpy()}
     labels = getattr(data, split).labels
@@ -72,15 +62,14 @@ def embed(
         arrays["labels"] = labels.numpy()
     if variances is not None:
         arrays["variances"] = variances.numpy()
-    path = Path(out) if out else run.path / f"embed-{split}.npz"
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    path = Path(out) if out else opened.path / f"embed-{split}.npz"
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
     return path
 
 
 def probe(
-    run: RunDir | str | Path,
+    run: Run,
     *,
     sizes: Sizes = (100, 1000, None),
     seeds: Sequence[int] = (0, 1, 2),
@@ -89,7 +78,8 @@ def probe(
 ) -> dict[str, Any]:
     """Probe accuracies of the run's codes (and raw-pixel / PCA baselines); writes probe.json/md."""
     _check_sizes(sizes)
-    run, _, model, data = load_run(run, data_path)
+    opened = open_run(run, data_path=data_path)
+    model, data = opened.model, opened.data
     train_x, test_x = data.tensor("train"), data.tensor("test")
     train_y, test_y = _labels(data, "train").numpy(), _labels(data, "test").numpy()
     code_train, _ = encode_images(model, train_x)
@@ -106,20 +96,20 @@ def probe(
         for name, (tr, te) in feature_sets.items()
     }
     report = {
-        "run": run.path.name,
+        "run": opened.path.name,
         "features": "model input view (binarised as in evaluation)",
         "code_dims": dims,
         "seeds": list(seeds),
         "test_images": int(test_y.shape[0]),
         "results": results,
     }
-    run.write_json(run.path / "probe.json", report)
-    (run.path / "probe.md").write_text(probe_table(report))
+    opened.run.write_json(opened.path / "probe.json", report)
+    atomic_write_text(opened.path / "probe.md", probe_table(report))
     return report
 
 
 def finetune(
-    run: RunDir | str | Path,
+    run: Run,
     *,
     sizes: Sizes = (100, 1000, None),
     seeds: Sequence[int] = (0, 1, 2),
@@ -131,10 +121,11 @@ def finetune(
     _check_sizes(sizes)
     if steps < 1:
         raise ConfigError(f"steps must be positive, got {steps}")
-    run, config, model, data = load_run(run, data_path)
+    opened = open_run(run, data_path=data_path)
+    model, data = opened.model, opened.data
     results = finetune_comparison(
         model,
-        lambda: build_model(config.model, model.data_info),
+        lambda: build_model(opened.config.model, model.data_info),
         data.tensor("train"),
         _labels(data, "train"),
         data.tensor("test"),
@@ -145,7 +136,7 @@ def finetune(
         lr=lr,
     )
     report = {
-        "run": run.path.name,
+        "run": opened.path.name,
         "code_dims": code_dim_of(model),
         "steps": steps,
         "lr": lr,
@@ -153,8 +144,8 @@ def finetune(
         "seeds": list(seeds),
         "results": results,
     }
-    run.write_json(run.path / "finetune.json", report)
-    (run.path / "finetune.md").write_text(finetune_table(report))
+    opened.run.write_json(opened.path / "finetune.json", report)
+    atomic_write_text(opened.path / "finetune.md", finetune_table(report))
     return report
 
 

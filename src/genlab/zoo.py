@@ -11,17 +11,18 @@ Every model sees the same statically binarised data, so likelihoods and sample m
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genlab.config import run_config_from_dict
+from genlab import api
+from genlab.compare import compare
 from genlab.errors import ConfigError
-from genlab.models import MODELS
-from genlab.reporting.run_dir import RunDir
+from genlab.fileio import atomic_write_json
+from genlab.models import MODELS, run_config_from_dict
+from genlab.runs import RunDir, open_run
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,12 @@ class ZooEntry:
     share: float  # fraction of the budget given to training this model
     model: dict[str, Any]
     train: dict[str, Any] = field(default_factory=dict)
+    finetune: bool = False  # also run the short fine-tuning comparison (encoder families)
 
 
 ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("vae", 0.13, {"encoder": "mlp", "hidden": [400], "latent_dim": 20}),
-    ZooEntry("ae", 0.07, {"encoder": "conv", "channels": [32, 64], "code_dim": 20}),
+    ZooEntry("ae", 0.07, {"encoder": "conv", "channels": [32, 64], "code_dim": 20}, finetune=True),
     ZooEntry(
         "pixelcnn",
         0.10,
@@ -107,9 +109,6 @@ def run_zoo(
     progress: bool = True,
 ) -> Path:
     """Train, evaluate and compare; returns the report's index.html."""
-    from genlab import api
-    from genlab.reporting.compare import compare
-
     seconds = parse_budget(budget)
     schedule = plan(seconds, families)
     root = Path(runs_dir) / f"zoo-{time.strftime('%Y%m%d-%H%M%S')}-{data}"
@@ -121,7 +120,7 @@ def run_zoo(
         "eval_num_samples": samples,
         "stages": {},
     }
-    runs: list[RunDir] = []
+    runs: list[tuple[ZooEntry, RunDir]] = []
     configs = []
     for entry, limit in schedule:  # validate every config before training anything
         tree = {
@@ -140,17 +139,20 @@ def run_zoo(
         if progress:
             print(f"zoo: training {entry.family} for up to {config.train.max_seconds:.0f} s")
         start = time.perf_counter()
-        runs.append(api.train(config, progress=progress))
+        runs.append((entry, api.train(config, progress=progress)))
         record["stages"][f"train {entry.family}"] = time.perf_counter() - start
-    for run in runs:
+    opened = []
+    for entry, run in runs:  # each run's model and data load once, for evaluation and report
         start = time.perf_counter()
-        api.evaluate(run, progress=progress)
-        if run.info().get("family") == "ae":
-            api.finetune(run, sizes=(1000,), seeds=(0,), steps=300)
+        handle = open_run(run, progress=progress)
+        api.evaluate(handle, progress=progress)
+        if entry.finetune:
+            api.finetune(handle, sizes=(1000,), seeds=(0,), steps=300)
+        opened.append(handle)
         record["stages"][f"evaluate {run.path.name}"] = time.perf_counter() - start
     start = time.perf_counter()
-    html = compare(runs, root / "report", progress=progress)
+    html = compare(opened, root / "report", progress=progress)
     record["stages"]["report"] = time.perf_counter() - start
     record["total_seconds"] = sum(record["stages"].values())
-    (root / "zoo.json").write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_json(root / "zoo.json", record)
     return html

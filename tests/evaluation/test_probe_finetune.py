@@ -6,9 +6,9 @@ import numpy as np
 import torch
 
 from genlab.cli import main
+from genlab.evaluation.finetune import build_classifier
 from genlab.evaluation.probe import probe_features, stratified_subset
 from genlab.models import DataInfo, build_model
-from genlab.training.finetune import build_classifier
 
 
 def separable(n, seed):
@@ -67,7 +67,7 @@ def test_finetune_starts_from_exactly_the_encoder_weights():
 def test_embed_probe_finetune_commands(tmp_path, tiny_overrides, capsys):
     sets = [x for o in tiny_overrides for x in ("--set", o)]
     assert main(["train", *sets]) == 0
-    (run,) = (tmp_path / "runs").iterdir()
+    (run,) = (tmp_path / "runs").glob("0*")
     assert main(["embed", str(run), "--variance"]) == 0
     arrays = np.load(run / "embed-test.npz")
     assert arrays["codes"].shape == arrays["variances"].shape == (arrays["labels"].shape[0], 4)

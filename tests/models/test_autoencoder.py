@@ -88,7 +88,7 @@ def test_cli_train_reconstruct_interpolate_and_no_sampling(
         )
         == 0
     )
-    (run,) = (tmp_path / "runs").iterdir()
+    (run,) = (tmp_path / "runs").glob("0*")
     assert main(["reconstruct", str(run), "-n", "4"]) == 0
     assert main(["interpolate", str(run), "--pairs", "2", "--steps", "3"]) == 0
     capsys.readouterr()

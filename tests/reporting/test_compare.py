@@ -10,6 +10,7 @@ from PIL import Image
 
 from genlab.cli import main
 from genlab.errors import ConfigError
+from genlab.models import MODELS
 from genlab.reporting.claims import RunSummary, check_claims
 from genlab.zoo import parse_budget, plan
 
@@ -42,7 +43,7 @@ def zoo_report(tmp_path_factory):
 def test_zoo_report_holds_every_run_metric_and_image(zoo_report):
     report = (zoo_report / "report" / "report.md").read_text()
     html = (zoo_report / "report" / "index.html").read_text()
-    runs = sorted(p.name for p in (zoo_report / "runs").iterdir())
+    runs = sorted(p.name for p in (zoo_report / "runs").glob("0*"))
     assert len(runs) == 3
     for name in runs:
         assert name in report and name in html
@@ -63,7 +64,7 @@ def test_zoo_report_holds_every_run_metric_and_image(zoo_report):
 
 def test_report_numbers_are_the_runs_own(zoo_report):
     report = (zoo_report / "report" / "report.md").read_text()
-    for run in (zoo_report / "runs").iterdir():
+    for run in (zoo_report / "runs").glob("0*"):
         metrics = json.loads((run / "eval.json").read_text())["metrics"]
         for name, entry in metrics.items():
             if name.startswith("fd_"):
@@ -100,6 +101,7 @@ def test_claims_without_runs_of_a_family_are_not_measured():
     vae = RunSummary(
         "v",
         "vae",
+        MODELS.get("vae").traits,
         "d",
         {"nll_iwae_k10": {"metric": "nll", "value": 90.0, "bits_per_dim": 0.1}},
         {},
@@ -108,8 +110,9 @@ def test_claims_without_runs_of_a_family_are_not_measured():
     assert verdicts["a VAE lets you evaluate log-likelihood"].verdict == "holds"
     ar = verdicts["PixelRNN/PixelCNN reach better likelihood than a VAE"]
     assert ar.verdict == "not measured" and "autoregressive" in ar.evidence
-    pixel = RunSummary("p", "pixelcnn", "d", {"nll_exact": {"value": 80.0}}, {})
-    other_data = RunSummary("q", "pixelcnn", "other", {"nll_exact": {"value": 10.0}}, {})
+    ar = MODELS.get("pixelcnn").traits
+    pixel = RunSummary("p", "pixelcnn", ar, "d", {"nll_exact": {"value": 80.0}}, {})
+    other_data = RunSummary("q", "pixelcnn", ar, "other", {"nll_exact": {"value": 10.0}}, {})
     verdicts = {v.claim: v for v in check_claims([vae, pixel, other_data])}
     ar = verdicts["PixelRNN/PixelCNN reach better likelihood than a VAE"]
     assert ar.verdict == "holds" and "80.00" in ar.evidence  # the run on other data is ignored
@@ -143,7 +146,7 @@ def test_compare_of_a_missing_run_exits_2(tmp_path, capsys):
 
 
 def test_compare_with_an_unfinished_run_exits_2_and_writes_nothing(zoo_report, tmp_path, capsys):
-    finished = sorted((zoo_report / "runs").iterdir())[0]
+    finished = sorted((zoo_report / "runs").glob("0*"))[0]
     unfinished = tmp_path / "runs" / "00009-digits-vae"
     unfinished.mkdir(parents=True)
     for name in ("config.json", "run.json"):

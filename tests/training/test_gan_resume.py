@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from genlab import api
-from genlab.config import load_run_config
+from genlab.models import load_run_config
 from genlab.training.checkpoint import load_state
 
 GAN_SETTINGS = {

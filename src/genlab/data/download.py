@@ -5,9 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
-import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -17,6 +15,7 @@ from typing import BinaryIO
 from tqdm import tqdm
 
 from genlab.errors import DataError
+from genlab.fileio import atomic_path
 
 TIMEOUT_S = 60.0  # per socket operation (connect, each read)
 _BLOCK = 1 << 16
@@ -82,14 +81,11 @@ def fetch(
     manual = f"retry, or download it yourself and place it at {dest}"
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        prefix = f".{dest.name}."
-        handle, temp_name = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=dest.parent)
     except OSError as error:
         raise DataError(f"{dest.parent}: cannot write a download there ({error})") from None
-    temp = Path(temp_name)
-    try:
+    with atomic_path(dest) as temp:  # renamed into place only once verified
         try:
-            with os.fdopen(handle, "wb") as out:
+            with open(temp, "wb") as out:
                 received, total, got = _stream(url, out, dest.name, progress, timeout)
         except urllib.error.HTTPError as error:
             raise DataError(
@@ -113,7 +109,4 @@ def fetch(
                 f"{received} bytes received); the download is corrupt or the mirror serves a "
                 f"different file; {manual}"
             )
-        os.replace(temp, dest)
-    finally:
-        temp.unlink(missing_ok=True)
     return dest

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from genlab.data.locate import user_cache_dir
 from genlab.errors import RunError
+from genlab.fileio import atomic_path, atomic_write_json
 
 FEATURE_NET_NAME = "cnn"  # the <net> part of metric names such as fd_cnn_10k
 
@@ -168,9 +169,7 @@ def load_or_train_feature_net(
     net, record = train_feature_net(data, cfg, progress=progress)
     base.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
-    tmp_weights, tmp_meta = weights.with_suffix(".tmp"), meta.with_suffix(".json.tmp")
-    save_file(state, str(tmp_weights))
-    tmp_meta.write_text(json.dumps(record, indent=2))
-    tmp_weights.replace(weights)
-    tmp_meta.replace(meta)
+    with atomic_path(weights) as tmp:
+        save_file(state, str(tmp))
+    atomic_write_json(meta, record)  # written last: its presence says the weights are complete
     return net, record

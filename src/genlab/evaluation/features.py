@@ -6,6 +6,7 @@ import torch
 
 from genlab.errors import RunError
 from genlab.models.base import GenerativeModel, SupportsEncode, code_of
+from genlab.models.distributions import DiagonalGaussian
 
 
 @torch.no_grad()
@@ -21,7 +22,7 @@ def encode_images(
         encoded = model.encode(x)
         codes.append(code_of(encoded))
         if variance:
-            if not hasattr(encoded, "logvar"):
+            if not isinstance(encoded, DiagonalGaussian):
                 raise RunError(
                     f"the {model.family} family's codes are points: they have no variance"
                 )

@@ -4,15 +4,20 @@
 
 and a name that carries its protocol (``nll_iwae_k1000``, ``nll_exact``, ``elbo``,
 ``fd_cnn_10k``). A metric that does not apply to a model says why in
-:meth:`Metric.not_applicable`, never a number. Sample-quality metrics live in
-``sample_metrics.py``, probe and speed metrics in ``run_metrics.py``; both register here.
+:meth:`Metric.not_applicable`, never a number. Each metric also declares its
+``direction`` (higher or lower is better), whether it runs ``by_default``, and how its
+result reads (:meth:`Metric.format`): the metric list, the report's arrows and cells and the
+CLI's lines all come from here. Sample-quality metrics live in ``sample_metrics.py``, probe
+and speed metrics in ``run_metrics.py``; both register here.
+
+Adding a metric is one class in one of those files, registered with ``METRICS.register``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -40,6 +45,13 @@ class MetricResult:
 
 class Metric:
     description: str = ""
+    direction: ClassVar[Literal["higher", "lower"]] = "lower"  # which way is better
+    by_default: ClassVar[bool] = True  # run when eval.metrics is not set
+
+    def format(self, entry: dict[str, Any]) -> str:
+        """One line for a result (``entry`` as stored in eval.json): value, unit, spread."""
+        unit = f" {entry['unit']}" if entry.get("unit") else ""
+        return f"{entry['value']:.4g}{unit}"
 
     def not_applicable(self, ctx: EvalContext) -> str | None:
         """None if the metric applies to ``ctx.model`` (and its data), else the reason."""
@@ -50,6 +62,11 @@ class Metric:
 
 
 METRICS: Registry[Metric] = Registry("metric")
+
+
+def default_metrics() -> tuple[str, ...]:
+    """The metrics ``eval.metrics: null`` means: every registered one that runs by default."""
+    return tuple(n for n in METRICS.names_in_order() if METRICS.get(n).by_default)
 
 
 def _mean_and_sem(values: torch.Tensor) -> tuple[float, float]:
@@ -64,6 +81,12 @@ class NegativeLogLikelihood(Metric):
         "-log p(x) on the test set in nats and bits/dim: exact for autoregressive models, the "
         "IWAE bound with eval.iwae_k samples for VAEs (named nll_iwae_k<K>)"
     )
+
+    def format(self, entry: dict[str, Any]) -> str:
+        spread = [f"{entry['bits_per_dim']:.4f} bits/dim", f"s.e. {entry['stderr_images']:.3g}"]
+        if "stderr_mc" in entry:
+            spread.append(f"MC s.e. {entry['stderr_mc']:.3g}")
+        return f"{entry['value']:.2f} nats ({', '.join(spread)})"
 
     def not_applicable(self, ctx: EvalContext) -> str | None:
         if not isinstance(ctx.model, SupportsLikelihood):
@@ -100,6 +123,13 @@ class NegativeLogLikelihood(Metric):
 @dataclass
 class Elbo(Metric):
     description = "test ELBO in nats (higher is better) with its reconstruction and KL terms"
+    direction = "higher"
+
+    def format(self, entry: dict[str, Any]) -> str:
+        return (
+            f"{entry['value']:.2f} nats (recon {entry['recon_nats']:.2f}, "
+            f"KL {entry['kl_nats']:.2f}, s.e. {entry['stderr_images']:.3g})"
+        )
 
     def not_applicable(self, ctx: EvalContext) -> str | None:
         if not isinstance(ctx.model, SupportsElbo):
@@ -136,6 +166,12 @@ class ReconstructionError(Metric):
         "reconstruction from the code (posterior mean for a VAE): mean squared error per pixel "
         "in [0, 1] units, and -log p(x | z=mean) in nats when the model has a likelihood"
     )
+
+    def format(self, entry: dict[str, Any]) -> str:
+        text = f"{entry['value']:.5f} per pixel"
+        if "nll_given_code_nats" in entry:
+            text += f" (-log p(x|code) {entry['nll_given_code_nats']:.2f} nats)"
+        return text
 
     def not_applicable(self, ctx: EvalContext) -> str | None:
         if not isinstance(ctx.model, SupportsReconstruct):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,6 +60,10 @@ def sampler_speedup(model: AutoregressiveModel, seed: int) -> dict[str, float | 
 @dataclass
 class ProbeAccuracy(Metric):
     description = "linear probe (logistic regression) test accuracy on the encoder's codes"
+    direction = "higher"
+
+    def format(self, entry: dict[str, Any]) -> str:
+        return f"{entry['value']:.3f} (pixels {entry['pixel_baseline']:.3f})"
 
     def not_applicable(self, ctx: EvalContext) -> str | None:
         if not isinstance(ctx.model, SupportsEncode):
@@ -95,7 +100,7 @@ class ProbeAccuracy(Metric):
             "accuracy",
             {
                 "labels": labels,
-                "code": "posterior mean" if hasattr(ctx.model, "elbo_terms") else "code",
+                "code": "posterior mean" if ctx.model.traits.variational else "code",
                 "code_dim": int(codes_train.shape[1]),
                 "pixel_baseline": accuracy(train_images, ctx.images),
                 "chance": 1.0 / classes,
@@ -106,6 +111,13 @@ class ProbeAccuracy(Metric):
 @dataclass
 class SamplingSpeed(Metric):
     description = "images per second drawn by the model's sampler (single process, CPU threads)"
+    direction = "higher"
+
+    def format(self, entry: dict[str, Any]) -> str:
+        text = f"{entry['value']:,.1f} images/s"
+        if "cached_speedup" in entry:
+            text += f" (cached sampler {entry['cached_speedup']:.0f}x the naive one)"
+        return text
 
     def not_applicable(self, ctx: EvalContext) -> str | None:
         if not isinstance(ctx.model, SupportsSample):
@@ -133,6 +145,10 @@ class SamplingSpeed(Metric):
 @dataclass
 class TrainingSpeed(Metric):
     description = "training images per second, as the Trainer measured them"
+    direction = "higher"
+
+    def format(self, entry: dict[str, Any]) -> str:
+        return f"{entry['value']:,.1f} images/s"
 
     def not_applicable(self, ctx: EvalContext) -> str | None:
         if not ctx.run_info or not ctx.run_info.get("train_images_per_s"):

@@ -10,12 +10,17 @@ from genlab.errors import ConfigError
 from genlab.evaluation import run_metrics as _run_metrics  # noqa: F401  (registers metrics)
 from genlab.evaluation import sample_metrics as _sample_metrics  # noqa: F401  (registers metrics)
 from genlab.evaluation.context import EvalContext
-from genlab.evaluation.metrics import METRICS
+from genlab.evaluation.metrics import METRICS, default_metrics
 from genlab.models.base import GenerativeModel
 
 
+def metric_names(cfg: EvalConfig) -> tuple[str, ...]:
+    """``eval.metrics``, or the registry's default metrics when it is not set."""
+    return default_metrics() if cfg.metrics is None else cfg.metrics
+
+
 def check_metric_names(cfg: EvalConfig) -> None:
-    unknown = [m for m in cfg.metrics if m not in METRICS]
+    unknown = [m for m in metric_names(cfg) if m not in METRICS]
     if unknown:
         raise ConfigError(
             f"eval.metrics: unknown metric(s) {', '.join(map(repr, unknown))}; "
@@ -47,7 +52,7 @@ def evaluate(
     )
     metrics: dict[str, Any] = {}
     not_applicable: dict[str, str] = {}
-    for base in cfg.metrics:
+    for base in metric_names(cfg):
         metric = METRICS.get(base)
         reason = metric.not_applicable(ctx)
         if reason is not None:

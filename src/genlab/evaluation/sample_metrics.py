@@ -34,6 +34,9 @@ class SampleMetric(Metric):
     prefix: str = ""
     unit: str = ""
 
+    def format(self, entry: dict[str, Any]) -> str:
+        return f"{entry['value']:.3f} (floor {entry['floor']:.3f})"
+
     def name(self, ctx: EvalContext) -> str:
         return f"{self.prefix}_{FEATURE_NET_NAME}_{count_label(ctx.num_samples)}"
 
@@ -80,6 +83,9 @@ class FrechetDistance(SampleMetric):
     description = "Fréchet distance between Gaussians fitted to real and sample features"
     prefix = "fd"
 
+    def format(self, entry: dict[str, Any]) -> str:
+        return f"{entry['value']:.2f} (floor {entry['floor']:.2f})"
+
     def measure(self, real, fake, ctx, against):  # noqa: ANN001, ANN201
         return {"value": frechet_distance(real, fake)}
 
@@ -88,6 +94,9 @@ class FrechetDistance(SampleMetric):
 class KernelDistance(SampleMetric):
     description = "KID: unbiased MMD^2, cubic polynomial kernel, mean and std over subsets"
     prefix = "kid"
+
+    def format(self, entry: dict[str, Any]) -> str:
+        return f"{entry['value']:.4f} ± {entry['std']:.4f} (floor {entry['floor']:.4f})"
 
     def measure(self, real, fake, ctx, against):  # noqa: ANN001, ANN201
         cfg = ctx.cfg
@@ -109,6 +118,7 @@ class NeighbourhoodMetric(SampleMetric):
     prefix: str = ""
     pair: str = ""  # "pr" or "dc"
     position: int = 0
+    direction = "higher"
 
     def k(self, ctx: EvalContext) -> int:
         return ctx.cfg.pr_k if self.pair == "pr" else ctx.cfg.dc_k

@@ -26,7 +26,7 @@ from typing import Literal
 import torch
 from tqdm.auto import tqdm
 
-from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood
+from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood, Traits
 from genlab.models.masked import frozen_masks, inverse_cdf, log_prob, to_input, to_levels
 
 Sampler = Literal["cached", "naive"]
@@ -58,6 +58,7 @@ class AutoregressiveModel(GenerativeModel):
     cached sampler, :meth:`init_cache`, :meth:`begin_row` and :meth:`logits_at`.
     """
 
+    traits = Traits(density="exact", autoregressive=True)
     pad: int = 4  # padding of every cache; at least the largest kernel reach of the network
 
     def __init__(self, config: object, data_info: DataInfo) -> None:
@@ -93,7 +94,6 @@ class AutoregressiveModel(GenerativeModel):
         phase: str,
         *,
         generator: torch.Generator | None = None,
-        step: int = 0,
     ) -> dict[str, torch.Tensor]:
         """Mean negative log-likelihood per image in nats (the exact objective)."""
         nll = -self.log_prob_levels(to_levels(x, self.levels)).mean()

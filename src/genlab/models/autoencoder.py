@@ -16,14 +16,15 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from genlab.config import ModelConfig
 from genlab.errors import ConfigError
-from genlab.models.base import DataInfo, GenerativeModel
+from genlab.models.base import DataInfo, GenerativeModel, Traits
 from genlab.models.layers import DECODERS, ENCODERS
 from genlab.models.registry import MODELS
 
 
 @dataclass(frozen=True)
-class AEConfig:
+class AEConfig(ModelConfig):
     encoder: Literal["linear", "mlp", "conv"] = "mlp"
     decoder: Literal["linear", "mlp", "conv"] | None = None  # None: same as encoder
     hidden: tuple[int, ...] = (400,)  # mlp: hidden widths, encoder order (decoder mirrors)
@@ -52,8 +53,8 @@ class AEConfig:
 class Autoencoder(GenerativeModel):
     """Autoencoder x -> z -> x', trained on reconstruction error."""
 
-    family = "ae"
     config_class = AEConfig
+    traits = Traits(density="none", encoder=True)
     description = "autoencoder in three generations (linear, mlp, conv), optionally denoising"
 
     def __init__(self, config: AEConfig, data_info: DataInfo) -> None:
@@ -106,7 +107,6 @@ class Autoencoder(GenerativeModel):
         phase: str,
         *,
         generator: torch.Generator | None = None,
-        step: int = 0,
     ) -> dict[str, torch.Tensor]:
         x_in = x
         if self.training and self.config.denoising > 0:

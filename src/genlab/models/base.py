@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from genlab.config import ModelConfig
+
 LikelihoodKind = Literal["exact", "iwae_bound", "elbo"]
 
 
@@ -29,6 +31,18 @@ class DataInfo:
     def num_dims(self) -> int:
         c, h, w = self.shape
         return c * h * w
+
+
+@dataclass(frozen=True)
+class Traits:
+    """What kind of generative model a family is: reports and the claims table select runs by
+    these, never by family name. (What a model can *do* is checked by the protocols below.)"""
+
+    density: Literal["exact", "bound", "estimate", "implicit", "none"]
+    autoregressive: bool = False  # p(x) = prod_i p(x_i | x_<i); samples pixel by pixel
+    encoder: bool = False  # maps images to codes (features for probes and fine-tuning)
+    variational: bool = False  # q(z|x) fitted by variational inference: codes are posteriors
+    adversarial: bool = False  # trained against a discriminator (an implicit density)
 
 
 @dataclass(frozen=True)
@@ -58,12 +72,14 @@ class LogLikelihood:
 class GenerativeModel(nn.Module):
     """Base class of every family.
 
-    Subclasses set ``family`` (the registry name) and ``config_class`` (a frozen dataclass),
-    take ``(config, data_info)`` in ``__init__`` and implement :meth:`loss`.
+    Subclasses set ``config_class`` (a frozen ModelConfig dataclass), ``traits`` and a one-line
+    ``description``, take ``(config, data_info)`` in ``__init__`` and implement :meth:`loss`;
+    registering the class in :data:`~genlab.models.MODELS` sets ``family``, its name.
     """
 
-    family: ClassVar[str]
-    config_class: ClassVar[type]
+    family: ClassVar[str] = ""
+    config_class: ClassVar[type[ModelConfig]]
+    traits: ClassVar[Traits]
     description: ClassVar[str] = ""  # one line, shown by `genlab list`
 
     def __init__(self, config: Any, data_info: DataInfo) -> None:
@@ -76,22 +92,19 @@ class GenerativeModel(nn.Module):
         return [Phase("main", self.parameters)]
 
     def after_step(self, phase: str) -> None:
-        """Called by the Trainer after each optimiser step of ``phase`` (e.g. to update an
-        exponential moving average of some weights). The default does nothing."""
+        """Called by the Trainer after each optimiser step of ``phase``: the place for state
+        that a schedule advances (KL warm-up, an exponential moving average of weights). Such
+        state lives in buffers, so checkpoints hold it. The default does nothing."""
 
     def loss(
-        self,
-        x: torch.Tensor,
-        phase: str,
-        *,
-        generator: torch.Generator | None = None,
-        step: int = 0,
+        self, x: torch.Tensor, phase: str, *, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
         """Objective for one batch ``x`` (B, C, H, W) in one phase.
 
         Returns a dict with a scalar ``"loss"`` to minimise (mean over the batch) plus named
-        scalar terms for logging. ``step`` is the global optimisation step (for annealing
-        schedules such as KL warm-up); ``generator`` drives every random draw.
+        scalar terms for logging; ``generator`` drives every random draw. In training mode a
+        family may anneal its objective (KL warm-up); in eval mode (validation) it always
+        returns the final objective, so validation losses compare across epochs.
         """
         raise NotImplementedError
 
@@ -118,6 +131,15 @@ class SupportsEncode(Protocol):
 @runtime_checkable
 class SupportsDecode(Protocol):
     def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class SupportsGenerate(Protocol):
+    """A generator of images from latents z ~ N(0, I) of size ``latent_dim`` (a GAN)."""
+
+    latent_dim: int
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor: ...
 
 
 @runtime_checkable

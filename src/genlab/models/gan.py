@@ -38,8 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from genlab.config import ModelConfig
 from genlab.errors import ConfigError
-from genlab.models.base import DataInfo, GenerativeModel, Phase
+from genlab.models.base import DataInfo, GenerativeModel, Phase, Traits
 from genlab.models.gan_nets import (
     DCGANDiscriminator,
     DCGANGenerator,
@@ -50,7 +51,7 @@ from genlab.models.registry import MODELS
 
 
 @dataclass(frozen=True)
-class GANConfig:
+class GANConfig(ModelConfig):
     architecture: Literal["dcgan", "mlp"] = "dcgan"
     latent_dim: int = 64
     channels: tuple[int, ...] = (64, 128)  # dcgan: discriminator widths per stride-2 layer
@@ -140,8 +141,8 @@ def _frozen(module: nn.Module) -> Iterator[None]:
 class GAN(GenerativeModel):
     """GAN with DCGAN or MLP networks, non-saturating/hinge/WGAN-GP losses and a generator EMA."""
 
-    family = "gan"
     config_class = GANConfig
+    traits = Traits(density="implicit", adversarial=True)
     description = "GAN (dcgan/mlp), non-saturating/hinge/WGAN-GP, spectral norm, generator EMA"
 
     def __init__(self, config: GANConfig, data_info: DataInfo) -> None:
@@ -192,7 +193,6 @@ class GAN(GenerativeModel):
         phase: str,
         *,
         generator: torch.Generator | None = None,
-        step: int = 0,
     ) -> dict[str, torch.Tensor]:
         """The ``phase``'s loss on real images x (B, C, H, W) in [0, 1]; z is drawn from
         ``generator``. Under ``torch.no_grad()`` (validation) the gradient penalty cannot be

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.config import ModelConfig
 from genlab.errors import ConfigError
 from genlab.models.ar_sampling import ARCache, AutoregressiveModel
 from genlab.models.base import DataInfo
@@ -55,7 +56,7 @@ def _check_channels(channels: int, head: int, data_info: DataInfo) -> None:
 
 
 @dataclass(frozen=True)
-class PixelCNNConfig:
+class PixelCNNConfig(ModelConfig):
     channels: int = 32  # h: residual blocks carry 2h features, their k x k conv h
     blocks: int = 4
     kernel: int = 3
@@ -70,7 +71,6 @@ class PixelCNNConfig:
 class PixelCNN(AutoregressiveModel):
     """PixelCNN with masked convolutions and residual blocks (has the upper-right blind spot)."""
 
-    family = "pixelcnn"
     config_class = PixelCNNConfig
     description = "PixelCNN: masked convolutions (mask A, then B), residual blocks, exact NLL"
 
@@ -115,7 +115,7 @@ class PixelCNN(AutoregressiveModel):
 
 
 @dataclass(frozen=True)
-class GatedPixelCNNConfig:
+class GatedPixelCNNConfig(ModelConfig):
     channels: int = 32  # features of each stack
     layers: int = 5
     kernel: int = 3
@@ -136,7 +136,6 @@ def _gate(a: torch.Tensor) -> torch.Tensor:
 class GatedPixelCNN(AutoregressiveModel):
     """Gated PixelCNN: vertical + horizontal stacks, gated activations, no blind spot."""
 
-    family = "gated_pixelcnn"
     config_class = GatedPixelCNNConfig
     description = "Gated PixelCNN: vertical/horizontal stacks, gated units, no blind spot"
 

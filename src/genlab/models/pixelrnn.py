@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.config import ModelConfig
 from genlab.errors import ConfigError
 from genlab.models.ar_sampling import ARCache, AutoregressiveModel
 from genlab.models.base import DataInfo
@@ -43,7 +44,7 @@ from genlab.models.registry import MODELS
 
 
 @dataclass(frozen=True)
-class PixelRNNConfig:
+class PixelRNNConfig(ModelConfig):
     channels: int = 32  # hidden features of every LSTM layer
     layers: int = 2
     lstm: Literal["row", "diagonal"] = "row"  # Row LSTM or Diagonal BiLSTM layers
@@ -243,7 +244,6 @@ class DiagonalBiLSTM(nn.Module):
 class PixelRNN(AutoregressiveModel):
     """PixelRNN: Row LSTM or Diagonal BiLSTM layers between masked convolutions."""
 
-    family = "pixelrnn"
     config_class = PixelRNNConfig
     description = "PixelRNN: Row LSTM or Diagonal BiLSTM layers, exact NLL"
 

@@ -17,8 +17,9 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from genlab.config import ModelConfig
 from genlab.errors import ConfigError
-from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood
+from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood, Traits
 from genlab.models.distributions import LIKELIHOODS, DiagonalGaussian
 from genlab.models.layers import DECODERS, ENCODERS, MLPDecoder
 from genlab.models.registry import MODELS
@@ -29,7 +30,7 @@ IWAE_CHUNK_ROWS = 4096
 
 
 @dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(ModelConfig):
     encoder: Literal["mlp", "conv"] = "mlp"
     decoder: Literal["mlp", "conv"] | None = None  # None: same as encoder
     hidden: tuple[int, ...] = (400,)  # mlp: hidden widths, encoder order (decoder mirrors)
@@ -74,8 +75,8 @@ def resolve_likelihood(name: str, data_info: DataInfo) -> str:
 class VAE(GenerativeModel):
     """Variational autoencoder: Gaussian q(z|x), N(0, I) prior, ELBO or IWAE objective."""
 
-    family = "vae"
     config_class = VAEConfig
+    traits = Traits(density="bound", encoder=True, variational=True)
     description = "variational autoencoder (mlp/conv), ELBO or IWAE objective, IWAE likelihood"
 
     def __init__(self, config: VAEConfig, data_info: DataInfo) -> None:
@@ -89,6 +90,22 @@ class VAE(GenerativeModel):
         self.decoder = DECODERS.get(dec_kind)(
             config.latent_dim, shape, config.hidden, config.channels, self.likelihood.num_params
         )
+        if config.kl_warmup_steps:  # the warm-up's progress is model state: checkpointed
+            self.register_buffer("kl_warmup_done", torch.zeros((), dtype=torch.int64))
+
+    def kl_weight(self) -> float:
+        """beta now: during training it rises linearly from 0 over ``kl_warmup_steps``
+        optimiser steps (Bowman et al. 2016; Sønderby et al. 2016); in eval mode it is always
+        the target beta, so validation scores the final objective."""
+        cfg = self.config
+        if not cfg.kl_warmup_steps or not self.training:
+            return cfg.beta
+        done = int(self.kl_warmup_done.item())
+        return cfg.beta * min(1.0, done / cfg.kl_warmup_steps)
+
+    def after_step(self, phase: str) -> None:
+        if self.config.kl_warmup_steps:
+            self.kl_warmup_done.add_(1)
 
     # -- capabilities -------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
@@ -132,7 +149,6 @@ class VAE(GenerativeModel):
         phase: str,
         *,
         generator: torch.Generator | None = None,
-        step: int = 0,
     ) -> dict[str, torch.Tensor]:
         cfg = self.config
         if cfg.objective == "iwae":
@@ -148,9 +164,7 @@ class VAE(GenerativeModel):
             x_rep = x.repeat_interleave(cfg.train_k, dim=0)
             recon = -self.likelihood.log_prob(self.decoder(z), x_rep).view(-1, cfg.train_k).mean(1)
             kl = q.kl_to_standard_normal()  # (B,)
-        beta = cfg.beta
-        if cfg.kl_warmup_steps:
-            beta *= min(1.0, step / cfg.kl_warmup_steps)
+        beta = self.kl_weight()
         return {
             "loss": (recon + beta * kl).mean(),
             "elbo": -(recon + kl).mean(),

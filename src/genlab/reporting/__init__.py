@@ -1,1 +1,1 @@
-"""Run folders, image grids and reports."""
+"""Reading run results and rendering them: the claims table, plots, HTML and Markdown."""

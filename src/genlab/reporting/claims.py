@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-AUTOREGRESSIVE = ("pixelcnn", "gated_pixelcnn", "pixelrnn")
+from genlab.models.base import Traits
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class RunSummary:
 
     name: str
     family: str
+    traits: Traits  # the family's, from the model registry: claims select runs by these
     data_key: str  # data name, binarisation and fingerprint: runs compare only within one key
     metrics: dict[str, dict[str, Any]]  # eval.json "metrics"
     not_applicable: dict[str, str]
@@ -41,8 +42,16 @@ class Verdict:
     evidence: str
 
 
-def _of(runs: list[RunSummary], families: tuple[str, ...]) -> list[RunSummary]:
-    return [r for r in runs if r.family in families]
+def _variational(runs: list[RunSummary]) -> list[RunSummary]:
+    return [r for r in runs if r.traits.variational]
+
+
+def _autoregressive(runs: list[RunSummary]) -> list[RunSummary]:
+    return [r for r in runs if r.traits.autoregressive]
+
+
+def _adversarial(runs: list[RunSummary]) -> list[RunSummary]:
+    return [r for r in runs if r.traits.adversarial]
 
 
 def _best(
@@ -60,9 +69,9 @@ def _verdict(ok: bool) -> str:
 
 
 def autoencoder_init(runs: list[RunSummary]) -> tuple[str, str]:
-    done = [r for r in runs if r.finetune and r.family in ("ae", "vae")]
+    done = [r for r in runs if r.finetune and r.traits.encoder]
     if not done:
-        return "not measured", "run `genlab finetune RUN` on an ae or vae run"
+        return "not measured", "run `genlab finetune RUN` on a run with an encoder (ae, vae)"
     lines, gains = [], []
     for run in done:
         results = run.finetune["results"]  # type: ignore[index]
@@ -74,7 +83,7 @@ def autoencoder_init(runs: list[RunSummary]) -> tuple[str, str]:
 
 
 def vae_likelihood(runs: list[RunSummary]) -> tuple[str, str]:
-    best = _best(_of(runs, ("vae",)), "nll_iwae")
+    best = _best(_variational(runs), "nll_iwae")
     if best is None:
         return "not measured", "evaluate a vae run with the nll metric"
     run, name, m = best
@@ -85,7 +94,7 @@ def vae_likelihood(runs: list[RunSummary]) -> tuple[str, str]:
 
 
 def vae_lower_bound(runs: list[RunSummary]) -> tuple[str, str]:
-    for run in _of(runs, ("vae",)):
+    for run in _variational(runs):
         nll, elbo = run.metric("nll_iwae"), run.metric("elbo")
         if nll and elbo:
             gap = -elbo[1]["value"] - nll[1]["value"]
@@ -97,7 +106,7 @@ def vae_lower_bound(runs: list[RunSummary]) -> tuple[str, str]:
 
 
 def vae_representation(runs: list[RunSummary]) -> tuple[str, str]:
-    best = _best(_of(runs, ("vae",)), "probe_logreg_acc", lower_is_better=False)
+    best = _best(_variational(runs), "probe_logreg_acc", lower_is_better=False)
     if best is None:
         return "not measured", "evaluate a vae run with the probe metric"
     run, name, m = best
@@ -110,7 +119,7 @@ def vae_representation(runs: list[RunSummary]) -> tuple[str, str]:
 
 
 def autoregressive_likelihood(runs: list[RunSummary]) -> tuple[str, str]:
-    ar, vae = _best(_of(runs, AUTOREGRESSIVE), "nll_exact"), _best(_of(runs, ("vae",)), "nll_")
+    ar, vae = _best(_autoregressive(runs), "nll_exact"), _best(_variational(runs), "nll_")
     if ar is None or vae is None:
         return "not measured", "evaluate an autoregressive run and a vae run with nll"
     (ar_run, ar_name, ar_m), (vae_run, vae_name, vae_m) = ar, vae
@@ -121,7 +130,7 @@ def autoregressive_likelihood(runs: list[RunSummary]) -> tuple[str, str]:
 
 
 def gan_sharper(runs: list[RunSummary]) -> tuple[str, str]:
-    gan, vae = _best(_of(runs, ("gan",)), "fd_"), _best(_of(runs, ("vae",)), "fd_")
+    gan, vae = _best(_adversarial(runs), "fd_"), _best(_variational(runs), "fd_")
     if gan is None or vae is None:
         return "not measured", "evaluate a gan run and a vae run with fd"
     (gan_run, gan_name, gan_m), (vae_run, vae_name, vae_m) = gan, vae
@@ -138,8 +147,8 @@ def gan_sharper(runs: list[RunSummary]) -> tuple[str, str]:
 
 
 def autoregressive_slow(runs: list[RunSummary]) -> tuple[str, str]:
-    ar = _best(_of(runs, AUTOREGRESSIVE), "sample_images_per_s", lower_is_better=False)
-    others = [r for r in runs if r.family not in AUTOREGRESSIVE]
+    ar = _best(_autoregressive(runs), "sample_images_per_s", lower_is_better=False)
+    others = [r for r in runs if not r.traits.autoregressive]
     fast = _best(others, "sample_images_per_s", lower_is_better=True)
     if ar is None or fast is None:
         return "not measured", "evaluate an autoregressive run and another sampler"

@@ -1,49 +1,28 @@
-"""Render a comparison :class:`~genlab.reporting.compare.Report` as Markdown and as HTML."""
+"""Render a comparison :class:`~genlab.reporting.report.Report` as Markdown and as HTML.
+
+Each metric formats its own cells and declares its direction (the arrow); nothing here
+knows a metric or a family by name.
+"""
 
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Any
 
-from genlab.reporting.compare import Report
+from genlab.evaluation.metrics import METRICS, Metric
+from genlab.fileio import atomic_write_text
+from genlab.reporting.report import IMAGE_KINDS, Report
 
-IMAGE_KINDS = (
-    ("samples", "Samples (seed 0)"),
-    ("reconstructions", "Reconstructions (test images above, reconstructions below)"),
-    ("interpolations", "Interpolations (in the latent space)"),
-    ("latent", "Latent space (2-D view, coloured by label)"),
-)
-HIGHER_IS_BETTER = {
-    "elbo",
-    "precision",
-    "recall",
-    "density",
-    "coverage",
-    "probe",
-    "sample_speed",
-    "train_speed",
-}
+
+def _metric(base: str) -> Metric | None:
+    return METRICS.get(base) if base in METRICS else None
 
 
 def format_value(entry: dict[str, Any]) -> str:
-    value, unit, metric = entry["value"], entry.get("unit", ""), entry.get("metric", "")
-    if metric == "nll":
-        return f"{value:.2f} nats ({entry['bits_per_dim']:.4f} bits/dim)"
-    if metric == "elbo":
-        return f"{value:.2f} nats"
-    if metric == "fd":
-        return f"{value:.2f} (floor {entry['floor']:.2f})"
-    if metric == "kid":
-        return f"{value:.4f} ± {entry['std']:.4f} (floor {entry['floor']:.4f})"
-    if metric in ("precision", "recall", "density", "coverage"):
-        return f"{value:.3f} (floor {entry['floor']:.3f})"
-    if unit == "images/s":
-        return f"{value:,.1f} images/s"
-    if unit == "accuracy":
-        return f"{value:.3f} (pixels {entry['pixel_baseline']:.3f})"
-    if unit == "per pixel":
-        return f"{value:.5f}"
-    return f"{value:.4g}"
+    """A metric's cell, formatted by the metric itself (a plain number if it is unknown)."""
+    metric = _metric(entry.get("metric", ""))
+    return metric.format(entry) if metric is not None else f"{entry['value']:.4g}"
 
 
 def metric_rows(report: Report) -> list[tuple[str, list[tuple[str, str | None]]]]:
@@ -63,8 +42,9 @@ def metric_rows(report: Report) -> list[tuple[str, list[tuple[str, str | None]]]
             else:
                 cells.append(("not evaluated", "not in this run's eval.metrics"))
         if names:
-            arrow = "↑" if base in HIGHER_IS_BETTER else "↓"
-            label = " / ".join(dict.fromkeys(names)) + f" {arrow}"
+            metric = _metric(base)
+            arrow = "" if metric is None else " ↑" if metric.direction == "higher" else " ↓"
+            label = " / ".join(dict.fromkeys(names)) + arrow
             rows.append((label, cells))
     return rows
 
@@ -164,3 +144,10 @@ def render_html(report: Report) -> str:
         parts.append(f"<h2>Training curves</h2><img src='{esc(report.curves)}' alt='curves'>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def write_report(report: Report) -> Path:
+    """Write ``report.md`` and ``index.html`` into the report folder; returns the HTML path."""
+    report.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(report.out / "report.md", render_markdown(report))
+    return atomic_write_text(report.out / "index.html", render_html(report))

@@ -2,14 +2,13 @@
 
 Tensors are stored as safetensors tensors, everything else (dict keys of any JSON type,
 numbers, strings, lists) as JSON in the file's metadata, so nothing is ever unpickled.
-Files are written to a temporary name and moved into place with ``os.replace``; a pointer
-file ``latest`` names the newest complete checkpoint.
+Files are written through :mod:`genlab.fileio` (temporary file, fsync, ``os.replace``); a
+pointer file ``latest`` names the newest complete checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from genlab.errors import RunError
+from genlab.fileio import TMP_SUFFIX, atomic_path, atomic_write_text
 
 POINTER = "latest"
 _META_KEY = "genlab_state"
@@ -61,22 +61,12 @@ def _decode(node: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return node
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def save_state(path: Path, state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically (temporary file + ``os.replace``)."""
     tensors: dict[str, torch.Tensor] = {}
     structure = _encode(state, tensors, "state")
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(structure)})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(structure)})
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -94,7 +84,7 @@ def write_checkpoint(folder: Path, step: int, state: dict[str, Any], keep: int =
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"state-{step:09d}.safetensors"
     save_state(path, state)
-    atomic_write_bytes(folder / POINTER, (path.name + "\n").encode())
+    atomic_write_text(folder / POINTER, path.name + "\n")
     for old in sorted(folder.glob("state-*.safetensors"))[:-keep]:
         old.unlink(missing_ok=True)
     return path
@@ -108,3 +98,12 @@ def latest_checkpoint(folder: Path) -> Path | None:
     if not path.exists():
         raise RunError(f"{pointer} names {path.name}, which is missing; the run folder is damaged")
     return path
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete temporary files that a killed process left while writing (they are never
+    complete files: the real ones appear only by rename); returns what was removed."""
+    stale = [p for p in folder.glob(f".*{TMP_SUFFIX}*") if p.is_file()] if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale

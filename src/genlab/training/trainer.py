@@ -1,47 +1,42 @@
 """The one training loop of genlab, shared by every family.
 
-The Trainer knows phases, optimisers, schedules, batches, checkpoints and logs; it never
-knows which family it trains. Each iteration takes one batch and runs every phase the model
-declares (``repeats`` times each), each phase with its own optimiser and schedule.
+The Trainer knows phases, optimisers, schedules and batches; it never knows which family it
+trains, and it writes nothing itself. Each iteration takes one batch and runs every phase the
+model declares (``repeats`` times each), each phase with its own optimiser and schedule.
+Everything else — metrics logs, the progress bar, sample grids, checkpoints, early stopping,
+time and step budgets, TensorBoard or MLflow — is a :class:`~genlab.training.callbacks.Callback`.
 
-Resuming from a checkpoint continues exactly: the checkpoint holds model, optimisers,
-schedulers, step/epoch/batch position, the model's noise generator and torch's global RNG,
-and the data stream derives every shuffle and binarisation draw from (seed, epoch, batch).
+Batches come from any :class:`BatchSource`: ``len()`` batches per epoch and
+``epoch(e, start_batch)`` that yields ``(x, labels)`` reproducibly, so a resumed run sees
+exactly the batches it would have seen.
+
+Resuming from a checkpoint continues exactly: the state holds the model (with any schedule
+state in its buffers), optimisers, schedulers, step/epoch/batch position, the noise generator,
+torch's global RNG and the state of every callback that has one.
 """
 
 from __future__ import annotations
 
-import math
 import time
-import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
-from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
 from genlab.config import TrainConfig
 from genlab.errors import ConfigError, TrainingDiverged
-from genlab.models.base import GenerativeModel, SupportsSample
-from genlab.reporting.images import save_grid
-from genlab.reporting.run_dir import RunDir
-from genlab.training.checkpoint import latest_checkpoint, load_state, write_checkpoint
+from genlab.models.base import GenerativeModel
+from genlab.training.callbacks import Callback
 from genlab.training.optim import build_optimizer, build_schedule
 
-VAL_BATCH = 500
-LOG_EVERY = 100  # steps between "train" records in metrics.jsonl
-SAMPLE_GRID = 64
-COLLAPSE_RMS = 0.01  # median pairwise RMS pixel distance below which samples count as collapsed
 
+class BatchSource(Protocol):
+    def __len__(self) -> int: ...
 
-def sample_diversity(images: torch.Tensor) -> float:
-    """Median RMS pixel distance (in [0, 1] units) over all pairs of a batch of images."""
-    flat = images.flatten(1).double()  # (N, D)
-    distances = torch.cdist(flat, flat) / flat.shape[1] ** 0.5  # (N, N)
-    upper = torch.triu_indices(flat.shape[0], flat.shape[0], offset=1)
-    return distances[upper[0], upper[1]].median().item()
+    def epoch(
+        self, epoch: int, start_batch: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]: ...
 
 
 @dataclass
@@ -49,55 +44,65 @@ class TrainResult:
     steps: int
     epochs_completed: int
     stopped_early: bool
-    finished: bool  # False when max_steps or max_seconds interrupted the schedule
+    finished: bool  # False when a budget (max_steps, max_seconds) interrupted the schedule
     best_val_loss: float | None
     images_per_s: float
     stop_reason: str = ""  # "max_steps" or "max_seconds" when interrupted
 
 
 class Trainer:
+    """``Trainer(model, cfg, train, val=None, callbacks=[...]).fit()``.
+
+    Callbacks see the trainer: ``epoch``, ``batch``, ``step``, ``model``, ``phases``,
+    ``val_loss`` (the last validation loss of a one-phase model) and can ask it to stop
+    (:meth:`request_stop`).
+    """
+
     def __init__(
-        self, model: GenerativeModel, data: Any, cfg: TrainConfig, run: RunDir | None = None
+        self,
+        model: GenerativeModel,
+        cfg: TrainConfig,
+        train: BatchSource,
+        val: BatchSource | None = None,
+        callbacks: Sequence[Callback] = (),
     ) -> None:
-        self.model, self.data, self.cfg, self.run = model, data, cfg, run
+        self.model, self.cfg, self.train_batches, self.val_batches = model, cfg, train, val
+        self.callbacks = list(callbacks)
+        if len(train) == 0:
+            raise ConfigError(
+                f"the training split has no images for train.batch_size={cfg.batch_size}"
+            )
         self.phases = model.phases()
         self.params = {p.name: [q for q in p.parameters() if q.requires_grad] for p in self.phases}
         self.optimizers = {
             p.name: build_optimizer(self.params[p.name], cfg, lr=p.lr, betas=p.betas)
             for p in self.phases
         }
-        self.stream = data.stream("train", cfg.batch_size, shuffle=True, seed=cfg.seed)
-        if len(self.stream) == 0:
-            raise ConfigError(
-                f"the training split has no images for train.batch_size={cfg.batch_size}"
-            )
         self.schedulers = {
-            name: build_schedule(opt, cfg, len(self.stream))
-            for name, opt in self.optimizers.items()
+            name: build_schedule(opt, cfg, len(train)) for name, opt in self.optimizers.items()
         }
-        has_val = len(data.val) > 0
-        if cfg.early_stopping_patience and not has_val:
-            raise ConfigError(
-                "train.early_stopping_patience needs a validation split; set data.val_fraction > 0"
-            )
-        if cfg.early_stopping_patience and len(self.phases) > 1:
-            raise ConfigError(
-                f"train.early_stopping_patience needs one validation loss, but the {model.family} "
-                f"family trains {len(self.phases)} phases "
-                f"({', '.join(p.name for p in self.phases)}); set it to null"
-            )
-        self.val_stream = data.stream("val", VAL_BATCH, shuffle=False) if has_val else None
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.epoch = self.batch = self.step = 0
-        self.best_val = math.inf
-        self.bad_epochs = 0
-        self.last_checkpoint: Path | None = None
-        self._image_count = 0
-        self._fit_start = time.perf_counter()
-        self._stop_reason = ""
-        self._train_seconds = 0.0
-        self._epoch_train_record: dict[str, float] = {}
-        self._bar: Any = None
+        self.val_loss: float | None = None
+        self.images_seen = 0  # in this fit() call
+        self.train_seconds = 0.0
+        self.fit_start = time.perf_counter()
+        self._stop: tuple[str, bool] | None = None  # (reason, interrupts the schedule)
+        for callback in self.callbacks:
+            callback.setup(self)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self.train_batches)
+
+    def lr(self) -> float:
+        return float(self.optimizers[self.phases[0].name].param_groups[0]["lr"])
+
+    def request_stop(self, reason: str, *, interrupt: bool) -> None:
+        """Stop after the current step (``interrupt``: a budget cut the schedule short) or at
+        the end of the current epoch (early stopping)."""
+        if self._stop is None:
+            self._stop = (reason, interrupt)
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -105,14 +110,11 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
-            "progress": {
-                "epoch": self.epoch,
-                "batch": self.batch,
-                "step": self.step,
-                "best_val": self.best_val,
-                "bad_epochs": self.bad_epochs,
-            },
+            "progress": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
             "rng": {"generator": self.generator.get_state(), "torch": torch.get_rng_state()},
+            "callbacks": {
+                c.state_key: c.state_dict() for c in self.callbacks if c.state_key is not None
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -123,71 +125,60 @@ class Trainer:
             sched.load_state_dict(state["schedulers"][name])
         progress = state["progress"]
         self.epoch, self.batch, self.step = progress["epoch"], progress["batch"], progress["step"]
-        self.best_val, self.bad_epochs = progress["best_val"], progress["bad_epochs"]
         self.generator.set_state(state["rng"]["generator"])
         torch.set_rng_state(state["rng"]["torch"])
-
-    def resume_from(self, run: RunDir) -> bool:
-        """Load the run's latest checkpoint; False when it has none yet."""
-        path = latest_checkpoint(run.checkpoints)
-        if path is None:
-            return False
-        self.load_state_dict(load_state(path))
-        self.last_checkpoint = path
-        return True
+        saved = state.get("callbacks", {})
+        for callback in self.callbacks:
+            if callback.state_key is not None and callback.state_key in saved:
+                callback.load_state_dict(saved[callback.state_key])
 
     # -- the loop -------------------------------------------------------------------------
     def fit(self) -> TrainResult:
-        cfg = self.cfg
-        interrupted = stopped_early = False
-        self._fit_start = time.perf_counter()
-        self._stop_reason = ""
-        per_epoch = len(self.stream)
-        self._bar = tqdm(
-            total=cfg.epochs * per_epoch,
-            initial=self.epoch * per_epoch + self.batch,
-            desc="train",
-            unit="batch",
-            disable=not cfg.progress,
-            dynamic_ncols=True,
-        )
-        while self.epoch < cfg.epochs and not (interrupted or stopped_early):
-            interrupted = self._run_epoch()
-            if interrupted:
-                break
-            record = {"kind": "epoch", "epoch": self.epoch + 1, "step": self.step}
-            record.update(self._epoch_train_record)
-            if self.val_stream is not None:
+        self.fit_start = time.perf_counter()
+        self._stop = None
+        self._emit("on_fit_start")
+        while self.epoch < self.cfg.epochs:
+            train_means = self._run_epoch()
+            if self._stop is not None and self.batch < self.batches_per_epoch:
+                break  # a budget stopped training mid-epoch
+            record: dict[str, Any] = {"kind": "epoch", "epoch": self.epoch + 1, "step": self.step}
+            record.update(train_means)
+            if self.val_batches is not None and len(self.val_batches) > 0:
                 val = self.validate()
                 record.update({f"val/{k}": v for k, v in val.items()})
-                if "loss" in val:  # one phase: its loss drives early stopping and best weights
-                    stopped_early = self._early_stopping(val["loss"])
+                self.val_loss = val.get("loss")  # one phase: the loss early stopping watches
             self.epoch += 1
             self.batch = 0
-            record.update(self._save_samples())
-            self._log(record)
-            last = self.epoch == cfg.epochs or stopped_early
-            if self.epoch % cfg.checkpoint_every == 0 or last:
-                self.checkpoint()
-        self._bar.close()
-        if interrupted:
-            self.checkpoint()
-        best = self.best_val if math.isfinite(self.best_val) else None
-        rate = self._image_count / self._train_seconds if self._train_seconds else 0.0
-        return TrainResult(
-            self.step, self.epoch, stopped_early, not interrupted, best, rate, self._stop_reason
+            self._emit("on_epoch_end", record)
+            if self._stop is not None:
+                break
+        reason, interrupt = self._stop or ("", False)
+        interrupted = interrupt and (self.epoch < self.cfg.epochs or self.batch > 0)
+        result = TrainResult(
+            steps=self.step,
+            epochs_completed=self.epoch,
+            stopped_early=self._stop is not None and not interrupt,
+            finished=not interrupted,
+            best_val_loss=None,
+            images_per_s=self.images_seen / self.train_seconds if self.train_seconds else 0.0,
+            stop_reason=reason if interrupted else "",
         )
+        self._emit("on_fit_end", result)
+        return result
 
-    def _run_epoch(self) -> bool:
-        """Train over the rest of the current epoch; True if max_steps/max_seconds stopped it."""
-        cfg, model = self.cfg, self.model
-        model.train()
+    @property
+    def stopping(self) -> bool:
+        """True once a callback asked training to stop (checked by checkpointing callbacks)."""
+        return self._stop is not None
+
+    def _run_epoch(self) -> dict[str, float]:
+        """Train over the rest of the current epoch; the mean of every logged term."""
+        self.model.train()
         keys: list[str] = []
         total: torch.Tensor | None = None
         batches = images = 0
         start = time.perf_counter()
-        bar = self._bar
-        for x, _ in self.stream.epoch(self.epoch, self.batch):
+        for x, _ in self.train_batches.epoch(self.epoch, self.batch):
             terms = self._train_step(x)
             stacked = torch.stack(list(terms.values()))
             if total is None:
@@ -198,59 +189,29 @@ class Trainer:
             images += x.shape[0]
             self.batch += 1
             self.step += 1
-            bar.update(1)
-            if self.step % 20 == 0 or self.batch == len(self.stream):
-                rate = images / max(time.perf_counter() - start, 1e-9)
-                losses = {  # "loss", or one "<phase>/loss" per phase
-                    k.removesuffix("/loss").removesuffix("loss") or "loss": f"{v.item():.3f}"
-                    for k, v in terms.items()
-                    if k == "loss" or k.endswith("/loss")
-                }
-                bar.set_postfix(
-                    epoch=f"{self.epoch + 1}/{cfg.epochs}",
-                    **losses,
-                    img_s=f"{rate:,.0f}",
-                    refresh=False,  # let tqdm's own rate limit decide when to redraw
-                )
-            if self.step % LOG_EVERY == 0:
-                self._log(
-                    {
-                        "kind": "train",
-                        "epoch": self.epoch + 1,
-                        "step": self.step,
-                        **{k: v.item() for k, v in terms.items()},
-                        "lr": self._lr(),
-                    }
-                )
-            if cfg.max_steps is not None and self.step >= cfg.max_steps:
-                self._stop_reason = "max_steps"
-                break
-            if (
-                cfg.max_seconds is not None
-                and time.perf_counter() - self._fit_start >= cfg.max_seconds
-            ):
-                self._stop_reason = "max_seconds"
-                break
+            self._emit("on_step_end", terms, x.shape[0])
+            if self._stop is not None and self._stop[1]:
+                break  # a budget: stop now, mid-epoch
         seconds = time.perf_counter() - start
-        self._image_count += images
-        self._train_seconds += seconds
+        self.images_seen += images
+        self.train_seconds += seconds
         means = (total / max(batches, 1)).tolist() if total is not None else []
-        self._epoch_train_record = {f"train/{k}": v for k, v in zip(keys, means, strict=True)}
-        self._epoch_train_record.update(
+        record = {f"train/{k}": v for k, v in zip(keys, means, strict=True)}
+        record.update(
             {
                 "images_per_s": images / seconds if seconds else 0.0,
                 "seconds": seconds,
-                "lr": self._lr(),
+                "lr": self.lr(),
             }
         )
-        return self.batch < len(self.stream)
+        return record
 
     def _train_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         logged: dict[str, torch.Tensor] = {}
         for phase in self.phases:
             optimizer = self.optimizers[phase.name]
             for _ in range(phase.repeats):
-                terms = self.model.loss(x, phase.name, generator=self.generator, step=self.step)
+                terms = self.model.loss(x, phase.name, generator=self.generator)
                 loss = terms["loss"]
                 if not torch.isfinite(loss):
                     raise self._diverged(loss.item(), phase.name)
@@ -267,15 +228,16 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Mean of every loss term over the validation split, with a fixed noise seed."""
-        assert self.val_stream is not None
+        """Mean of every loss term over the validation batches, with a fixed noise seed, in
+        eval mode: the model's final objective, whatever its training schedule."""
+        assert self.val_batches is not None
         self.model.eval()
         generator = torch.Generator().manual_seed(self.cfg.seed + 1)
         sums: dict[str, float] = {}
         count = 0
-        for x, _ in self.val_stream.epoch(0):
+        for x, _ in self.val_batches.epoch(0):
             for phase in self.phases:
-                terms = self.model.loss(x, phase.name, generator=generator, step=self.step)
+                terms = self.model.loss(x, phase.name, generator=generator)
                 prefix = "" if len(self.phases) == 1 else f"{phase.name}/"
                 for key, value in terms.items():
                     sums[prefix + key] = sums.get(prefix + key, 0.0) + value.item() * x.shape[0]
@@ -283,64 +245,19 @@ class Trainer:
         self.model.train()
         return {k: v / count for k, v in sums.items()}
 
-    def _early_stopping(self, val_loss: float) -> bool:
-        if val_loss < self.best_val:
-            self.best_val, self.bad_epochs = val_loss, 0
-            if self.run is not None and self.cfg.early_stopping_patience:
-                state = {k: v.detach().contiguous() for k, v in self.model.state_dict().items()}
-                tmp = self.run.checkpoints / "best-model.safetensors.tmp"
-                save_file(state, str(tmp))
-                tmp.replace(self.run.checkpoints / "best-model.safetensors")
-            return False
-        self.bad_epochs += 1
-        patience = self.cfg.early_stopping_patience
-        return patience is not None and self.bad_epochs >= patience
-
-    # -- side effects ---------------------------------------------------------------------
-    def checkpoint(self) -> None:
-        if self.run is not None:
-            self.last_checkpoint = write_checkpoint(
-                self.run.checkpoints, self.step, self.state_dict()
-            )
-
-    def _log(self, record: dict[str, Any]) -> None:
-        if self.run is not None:
-            self.run.append_metrics(record)
-
-    def _save_samples(self) -> dict[str, float]:
-        """Save a grid of samples from a fixed seed; return their diversity for the log, and
-        warn when the samples have collapsed onto (nearly) one image."""
-        cfg = self.cfg
-        if self.run is None or not isinstance(self.model, SupportsSample):
-            return {}
-        if cfg.sample_every == 0 or (self.epoch % cfg.sample_every and self.epoch != cfg.epochs):
-            return {}
-        self.model.eval()
-        with torch.no_grad():
-            images = self.model.sample(SAMPLE_GRID, generator=torch.Generator().manual_seed(0))
-        self.model.train()
-        save_grid(images, self.run.samples / f"train-epoch-{self.epoch:04d}.png")
-        diversity = sample_diversity(images)
-        if diversity < COLLAPSE_RMS:
-            warnings.warn(
-                f"epoch {self.epoch}: the {SAMPLE_GRID} samples have collapsed (median pairwise "
-                f"RMS distance {diversity:.4f} < {COLLAPSE_RMS}): the model makes nearly one "
-                "image whatever its noise",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        return {"samples/pairwise_rms": diversity}
-
-    def _lr(self) -> float:
-        return self.optimizers[self.phases[0].name].param_groups[0]["lr"]
+    # -- callbacks ------------------------------------------------------------------------
+    def _emit(self, event: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, event)(self, *args)
 
     def _diverged(self, value: float, phase: str) -> TrainingDiverged:
         where = f"step {self.step + 1} (epoch {self.epoch + 1}, phase {phase})"
-        kept = (
-            f"the last good checkpoint is {self.last_checkpoint}"
-            if self.last_checkpoint
-            else ("no checkpoint had been written yet")
+        kept = next(
+            (text for c in self.callbacks if (text := c.describe_recovery()) is not None),
+            "no checkpoint had been written yet",
         )
+        for callback in self.callbacks:
+            callback.on_diverged(self)
         return TrainingDiverged(
             f"training stopped: the loss became {value} at {where}; {kept}. "
             "Try a lower train.lr, set train.grad_clip, or use model.kl_warmup_steps"

@@ -2,13 +2,19 @@
 
 Layout::
 
-    config.json        the resolved run config (what `--resume` and `eval` read)
+    config.json        the resolved run config without runtime settings (what `--resume`
+                       and `eval` read)
     run.json           family, data shape/levels, seeds, status, the exported weights' origin
     metrics.jsonl      append-only training log, one JSON object per line
     checkpoints/       training state (state-<step>.safetensors, pointer file `latest`)
     model.safetensors  exported model weights that eval/sample/reconstruct read
     samples/           images written by training and by `genlab sample` etc.
     eval.json          evaluation results
+    tensorboard/       event files, when train.loggers has tensorboard
+
+Run numbers are claimed atomically in ``<runs dir>/.numbers/`` whatever the data and model
+names, so two processes never get the same number. Every file is written through
+:mod:`genlab.fileio`.
 """
 
 from __future__ import annotations
@@ -18,14 +24,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load_file, save_file
-
-from genlab.config import RunConfig, run_config_from_dict, run_config_to_dict
+from genlab.config import RunConfig
 from genlab.errors import RunError
-from genlab.models import DataInfo, GenerativeModel, build_model
-from genlab.training.checkpoint import atomic_write_bytes
+from genlab.fileio import append_line, atomic_write_json
+from genlab.models import DataInfo, run_config_from_dict, run_config_to_dict
 
 _RUN_NAME = re.compile(r"^(\d{5})-")
+NUMBERS = ".numbers"  # one empty folder per claimed run number
 
 
 def _slug(text: str) -> str:
@@ -39,21 +44,29 @@ class RunDir:
     # -- creation and opening -----------------------------------------------------------
     @classmethod
     def create(cls, root: str | Path, data_name: str, model_name: str) -> RunDir:
+        """A new folder ``root/<NNNNN>-<data>-<model>`` with the next free number."""
         root = Path(root)
-        root.mkdir(parents=True, exist_ok=True)
+        claims = root / NUMBERS
+        try:
+            claims.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise RunError(f"the runs folder {str(root)!r} is not a folder; choose another --runs-dir") from None
+        except OSError as exc:
+            raise RunError(f"cannot create run folders under {str(root)!r} ({exc.strerror})") from None
+        taken = [int(m.group(1)) for p in root.iterdir() if (m := _RUN_NAME.match(p.name))]
+        taken += [int(p.name) for p in claims.iterdir() if p.name.isdigit()]
+        number = max(taken, default=-1) + 1
         while True:
-            numbers = [int(m.group(1)) for p in root.iterdir() if (m := _RUN_NAME.match(p.name))]
-            path = (
-                root / f"{max(numbers, default=-1) + 1:05d}-{_slug(data_name)}-{_slug(model_name)}"
-            )
             try:
-                path.mkdir()
+                (claims / f"{number:05d}").mkdir()  # atomic: one process wins each number
+                break
             except FileExistsError:
-                continue  # another process took this number
-            run = cls(path)
-            run.checkpoints.mkdir()
-            run.samples.mkdir()
-            return run
+                number += 1
+        run = cls(root / f"{number:05d}-{_slug(data_name)}-{_slug(model_name)}")
+        run.path.mkdir()
+        run.checkpoints.mkdir()
+        run.samples.mkdir()
+        return run
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
@@ -95,24 +108,31 @@ class RunDir:
 
     # -- JSON files -----------------------------------------------------------------------
     def write_json(self, path: Path, data: Any) -> None:
-        atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
+        atomic_write_json(path, data)
 
     def read_json(self, path: Path) -> Any:
         try:
-            return json.loads(path.read_text())
+            return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise RunError(f"{path} is missing; the run folder is incomplete") from None
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RunError(f"{path} is not valid JSON ({exc})") from None
+        except OSError as exc:
+            raise RunError(f"{path} cannot be read ({exc.strerror})") from None
 
     def write_config(self, config: RunConfig) -> None:
-        self.write_json(self.config_path, run_config_to_dict(config))
+        self.write_json(self.config_path, run_config_to_dict(config, runtime=False))
 
     def read_config(self) -> RunConfig:
         return run_config_from_dict(self.read_json(self.config_path))
 
     def info(self) -> dict[str, Any]:
-        return self.read_json(self.info_path) if self.info_path.exists() else {}
+        if not self.info_path.exists():
+            return {}
+        info = self.read_json(self.info_path)
+        if not isinstance(info, dict):
+            raise RunError(f"{self.info_path} must hold a JSON object; the run folder is damaged")
+        return info
 
     def update_info(self, **fields: Any) -> None:
         info = self.info()
@@ -120,43 +140,28 @@ class RunDir:
         self.write_json(self.info_path, info)
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        with open(self.metrics_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        append_line(self.metrics_path, json.dumps(record))
 
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.exists():
             return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
+        records = []
+        for number, line in enumerate(self.metrics_path.read_text(encoding="utf-8").splitlines()):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise RunError(f"{self.metrics_path} line {number + 1} is not JSON") from None
+        return records
 
-    # -- the exported model ---------------------------------------------------------------
     def data_info(self) -> DataInfo:
         info = self.info().get("data_info")
-        if not info:
-            raise RunError(f"{self.info_path} lacks data_info; the run folder is incomplete")
-        return DataInfo(tuple(info["shape"]), int(info["levels"]))  # type: ignore[arg-type]
-
-    def export_model(self, model: GenerativeModel, origin: str) -> None:
-        tmp = self.model_path.with_name(self.model_path.name + ".tmp")
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp), metadata={"family": model.family, "origin": origin})
-        tmp.replace(self.model_path)
-        self.update_info(exported_from=origin)
-
-    def require_model(self) -> None:
-        """Raise RunError unless the run has exported its model."""
-        if not self.model_path.exists():
-            raise RunError(
-                f"{self.model_path} is missing: the run has not finished training; "
-                f"resume it with `genlab train --resume {self.path}`"
-            )
-
-    def load_model(self) -> GenerativeModel:
-        """The exported model, in eval mode, on the CPU."""
-        self.require_model()
-        config = self.read_config()
-        model = build_model(config.model, self.data_info())
         try:
-            model.load_state_dict(load_file(str(self.model_path)))
-        except (RuntimeError, OSError) as exc:
-            raise RunError(f"{self.model_path} does not match the run's config ({exc})") from None
-        return model.eval()
+            shape = tuple(int(v) for v in info["shape"])  # type: ignore[index]
+            levels = int(info["levels"])  # type: ignore[index]
+        except (TypeError, KeyError, ValueError):
+            raise RunError(f"{self.info_path} lacks a valid data_info; the run folder is incomplete") from None
+        if len(shape) != 3 or min(shape) < 1 or levels < 2:
+            raise RunError(f"{self.info_path}: data_info {info} is not an image shape and level count")
+        return DataInfo((shape[0], shape[1], shape[2]), levels)

@@ -1,14 +1,15 @@
-"""Image grids as PNG files."""
+"""Image grids: tiles of (N, C, H, W) images in [0, 1], written as PNG files."""
 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from genlab.fileio import atomic_path
 
 MIN_TILE = 32  # small images (8x8 digits) are enlarged to at least this many pixels
 
@@ -38,7 +39,6 @@ def save_grid(images: torch.Tensor, path: str | Path, ncol: int | None = None) -
     path.parent.mkdir(parents=True, exist_ok=True)
     array = grid_array(images, ncol)
     picture = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
-    tmp = path.with_name(path.name + ".tmp")
-    picture.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")
     return path

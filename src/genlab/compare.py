@@ -1,0 +1,63 @@
+"""``genlab compare RUN...``: a set of runs turned into ``report/index.html`` and
+``report/report.md``, with every image next to them so the page works offline.
+
+Each run is opened once (its model and data load at most once): runs without an eval.json are
+evaluated first, then its sample grid, reconstructions, interpolations and latent view are
+drawn where the family has them; :mod:`genlab.reporting` then reads the folders and renders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from genlab import api
+from genlab.errors import ConfigError, GenlabError
+from genlab.reporting.report import build_report, summarise
+from genlab.reporting.report_render import write_report
+from genlab.runs import OpenRun, RunDir, open_run, require_model
+
+Run = OpenRun | RunDir | str | Path
+
+
+def draw_images(opened: OpenRun, folder: Path, *, progress: bool) -> dict[str, str]:
+    """The pictures this run's family can make, as paths relative to the report folder."""
+    name = opened.path.name
+    makers: dict[str, Callable[[Path], Path]] = {
+        "samples": lambda p: api.sample(opened, n=64, seed=0, out=p, progress=progress),
+        "reconstructions": lambda p: api.reconstruct(opened, n=16, seed=0, out=p),
+        "interpolations": lambda p: api.interpolate(opened, pairs=4, steps=8, seed=0, out=p),
+        "latent": lambda p: api.latent_view(opened, p),
+    }
+    drawn = {}
+    for kind, make in makers.items():
+        try:
+            make(folder / f"{name}-{kind}.png")
+        except GenlabError:
+            continue  # the family cannot do this: the report says "not available"
+        drawn[kind] = f"images/{name}-{kind}.png"
+    return drawn
+
+
+def compare(runs: Sequence[Run], out: str | Path = "report", *, progress: bool = True) -> Path:
+    """Evaluate the runs that lack eval.json, draw their images and write the report;
+    returns the HTML file's path."""
+    if not runs:
+        raise ConfigError("compare needs at least one run folder")
+    opened = [open_run(r, progress=progress) for r in runs]
+    names = [o.path.name for o in opened]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"the same run is named twice: {', '.join(names)}")
+    for run in opened:  # every run must be usable before anything is written
+        require_model(run.run)
+        if run.run.eval_path.exists():
+            summarise(run.run)
+    out = Path(out)
+    images = {}
+    for run in opened:
+        if not run.run.eval_path.exists():
+            if progress:
+                print(f"evaluating {run.path} (it has no eval.json yet)")
+            api.evaluate(run, progress=progress)
+        images[run.path.name] = draw_images(run, out / "images", progress=progress)
+    return write_report(build_report([o.run for o in opened], out, images))

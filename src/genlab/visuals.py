@@ -1,0 +1,138 @@
+"""Pictures of what a trained run does: sample grids, reconstructions, latent interpolations
+and a 2-D view of the codes. Each takes a run (folder or :class:`~genlab.runs.OpenRun`) and
+returns the PNG file it wrote; the model and data come from the run, loaded once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from genlab.errors import ConfigError, RunError
+from genlab.evaluation.features import encode_images
+from genlab.imagegrid import save_grid
+from genlab.models.base import (
+    SupportsDecode,
+    SupportsEncode,
+    SupportsGenerate,
+    SupportsReconstruct,
+    SupportsSample,
+    code_of,
+)
+from genlab.reporting.plots import latent_scatter
+from genlab.runs import OpenRun, RunDir, open_run
+
+Run = OpenRun | RunDir | str | Path
+LATENT_POINTS = 2000  # test images shown in the latent-space view
+
+
+def _positive(value: int, what: str) -> None:
+    if value < 1:
+        raise ConfigError(f"{what} must be a positive integer, got {value}")
+
+
+def sample(
+    run: Run, *, n: int = 64, seed: int = 0, out: str | Path | None = None, progress: bool = True
+) -> Path:
+    """A grid of n samples from the model; returns the PNG's path. Slow samplers
+    (autoregressive models) show a progress bar unless ``progress`` is False."""
+    _positive(n, "n")
+    opened = open_run(run)
+    model = opened.model
+    if not isinstance(model, SupportsSample):
+        raise RunError(
+            f"the {model.family} family cannot sample: a plain autoencoder has no prior over "
+            "its codes to sample from; use `genlab reconstruct` or `genlab interpolate`, or "
+            "train a vae"
+        )
+    with torch.no_grad():
+        images = model.sample(n, generator=torch.Generator().manual_seed(seed), progress=progress)
+    return save_grid(images, out or opened.run.samples / f"sample-seed{seed}.png")
+
+
+def test_images(opened: OpenRun, n: int, seed: int) -> torch.Tensor:
+    """n test images (as the model sees them) chosen with ``seed``."""
+    _positive(n, "the number of images")
+    test = opened.data.tensor("test")
+    if n > test.shape[0]:
+        raise ConfigError(f"asked for {n} test images but the test split has {test.shape[0]}")
+    index = torch.randperm(test.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
+    return test[index]
+
+
+def reconstruct(
+    run: Run,
+    *,
+    n: int = 32,
+    seed: int = 0,
+    out: str | Path | None = None,
+    data_path: str | None = None,
+) -> Path:
+    """Test images (odd rows) above their reconstructions (even rows); returns the PNG's path."""
+    opened = open_run(run, data_path=data_path)
+    model = opened.model
+    if not isinstance(model, SupportsReconstruct):
+        raise RunError(f"the {model.family} family does not reconstruct its input")
+    images = test_images(opened, n, seed)
+    with torch.no_grad():
+        recon = model.reconstruct(images)
+    ncol = min(8, n)
+    rows = []
+    for start in range(0, n, ncol):
+        rows += [images[start : start + ncol], recon[start : start + ncol]]
+    out = out or opened.run.samples / f"reconstruct-seed{seed}.png"
+    return save_grid(torch.cat(rows), out, ncol=ncol)
+
+
+def interpolate(
+    run: Run,
+    *,
+    pairs: int = 8,
+    steps: int = 8,
+    seed: int = 0,
+    out: str | Path | None = None,
+    data_path: str | None = None,
+) -> Path:
+    """Decode straight lines between the codes of test-image pairs: one row per pair, the two
+    real images at the ends; returns the PNG's path.
+
+    A model without an encoder but with a generator of latents (a GAN) interpolates instead
+    between pairs of latents z ~ N(0, I) drawn with ``seed``: one row per pair, ``steps``
+    generated images from one end to the other; no data is loaded."""
+    _positive(steps, "steps")
+    _positive(pairs, "pairs")
+    opened = open_run(run, data_path=data_path)
+    model = opened.model
+    out = out or opened.run.samples / f"interpolate-seed{seed}.png"
+    t = torch.linspace(0, 1, steps).view(1, steps, 1)
+    if not isinstance(model, SupportsEncode) and isinstance(model, SupportsGenerate):
+        z = torch.randn(2 * pairs, model.latent_dim, generator=torch.Generator().manual_seed(seed))
+        path = z[0::2].unsqueeze(1) * (1 - t) + z[1::2].unsqueeze(1) * t  # (P, S, L)
+        with torch.no_grad():
+            generated = model.generate(path.flatten(0, 1))
+        return save_grid(generated, out, ncol=steps)
+    if not (isinstance(model, SupportsEncode) and isinstance(model, SupportsDecode)):
+        raise RunError(f"the {model.family} family has no latent space to interpolate in")
+    images = test_images(opened, 2 * pairs, seed)
+    with torch.no_grad():
+        codes = code_of(model.encode(images))  # (2P, L): posterior mean, or the AE's code
+        path = codes[0::2].unsqueeze(1) * (1 - t) + codes[1::2].unsqueeze(1) * t  # (P, S, L)
+        decoded = model.decode(path.flatten(0, 1)).view(pairs, steps, *images.shape[1:])
+    grid = torch.cat([images[0::2].unsqueeze(1), decoded, images[1::2].unsqueeze(1)], dim=1)
+    return save_grid(grid.flatten(0, 1), out, ncol=steps + 2)
+
+
+def latent_view(run: Run, out: str | Path, *, points: int = LATENT_POINTS) -> Path:
+    """A 2-D PCA view of the codes of the first ``points`` test images, coloured by label."""
+    opened = open_run(run)
+    model = opened.model
+    labels = opened.data.split("test").labels
+    if not isinstance(model, SupportsEncode):
+        raise RunError(f"the {model.family} family has no encoder to view codes of")
+    if labels is None:
+        raise RunError(f"dataset {opened.data.name!r} has no labels to colour the codes by")
+    codes, _ = encode_images(model, opened.data.tensor("test")[:points])
+    kind = "posterior means" if model.traits.variational else "codes"
+    title = f"{opened.path.name}: {kind}"
+    return latent_scatter(codes.numpy(), labels[:points].numpy(), title, Path(out))
