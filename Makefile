@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-slow lint bench clean
+.PHONY: setup setup-extras demo test test-slow lint bench clean
 
 setup: $(VENV)/.installed
+
+# the tests also exercise the optional TensorBoard and MLflow loggers
+setup-extras: $(VENV)/.extras
 
 # torch 2.13.0 goes in first, on its own, so that pip never pulls a CUDA build.
 $(VENV)/.installed: pyproject.toml
@@ -15,19 +18,26 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
+$(VENV)/.extras: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[test,tensorboard,mlflow]"
+	touch $@
+
 demo: setup
 	$(BIN)/genlab demo
 
-test: setup
+test: setup-extras
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # exit status 5 means no test was selected, which is not a failure here
-test-slow: setup
+test-slow: setup-extras
 	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]
 
+# ruff, the one-way import layers (import-linter, contract in pyproject.toml) and mypy
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python benchmarks/train_throughput.py

@@ -26,8 +26,7 @@ from typing import Any
 import torch
 from common import environment, save
 
-from genlab.models import load_run_config
-from genlab.models import DataInfo, build_model
+from genlab.models import DataInfo, build_model, load_run_config
 from genlab.models.ar_sampling import sample_autoregressive
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -68,7 +67,7 @@ def bench(family: str, sample_images: int, train_steps: int) -> dict[str, Any]:
     overrides = ["model.lstm=diagonal"] if family != base else []
     cfg = load_run_config(str(config_path), overrides)
     torch.manual_seed(0)
-    model = build_model(dict(cfg.model), DataInfo((1, 28, 28), 2))
+    model = build_model(cfg.model, DataInfo((1, 28, 28), 2))
     model.eval()
     naive, t_naive = timed_sample(model, sample_images, "naive")
     cached, t_cached = timed_sample(model, sample_images, "cached")

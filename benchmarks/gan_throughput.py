@@ -25,8 +25,9 @@ from common import MatmulReference, environment, save
 
 from genlab import api
 from genlab.data import load_data
-from genlab.models import DataInfo, build_model
+from genlab.models import DataInfo, build_model, run_config_to_dict
 from genlab.models.gan import GAN
+from genlab.training.callbacks import StepBudget
 from genlab.training.trainer import Trainer
 
 WARMUP = 5
@@ -37,7 +38,8 @@ def genlab_rate(data, cfg, steps: int) -> float:
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, DataInfo(data.shape, data.levels))
     train = dataclasses.replace(cfg.train, max_steps=steps, progress=False)
-    return Trainer(model, data, train).fit().images_per_s
+    stream = data.stream("train", train.batch_size, shuffle=True, seed=train.seed)
+    return Trainer(model, train, stream, callbacks=[StepBudget(steps)]).fit().images_per_s
 
 
 def plain_rate(images: torch.Tensor, cfg, steps: int) -> float:
@@ -99,7 +101,7 @@ def main() -> None:
         f"gan_throughput_threads{args.threads}",
         {
             "config": args.config,
-            "model": dict(cfg.model),
+            "model": run_config_to_dict(cfg)["model"],
             "parameters": sum(p.numel() for p in model.parameters()),
             "batch_size": cfg.train.batch_size,
             "steps_per_run": args.steps,

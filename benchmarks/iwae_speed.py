@@ -18,12 +18,12 @@ import time
 
 import torch
 from common import MatmulReference, environment, linear_flops, save
-from genlab.runs import RunDir
 
 from genlab import api
 from genlab.data import load_data
 from genlab.evaluation.runner import evaluate
 from genlab.models import DataInfo, build_model
+from genlab.runs import open_run
 
 SEGMENT = 1000  # test images timed between two matrix-product samples
 
@@ -46,8 +46,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, help="only the first N test images")
     args = parser.parse_args()
     if args.run:
-        run = RunDir.open(args.run)
-        cfg, model = run.read_config(), run.load_model()
+        opened = open_run(args.run)
+        cfg, model = opened.config, opened.model
     else:
         cfg, model = api.load_config(args.config), None
     data = load_data(cfg.data, progress=False)

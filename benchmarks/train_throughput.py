@@ -66,8 +66,8 @@ def reference_epoch(images: torch.Tensor, cfg, hidden: int, latent: int, fused: 
 def genlab_epoch(data, cfg) -> float:
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, DataInfo(data.shape, data.levels))
-    trainer = Trainer(model, data, cfg.train)
-    return trainer.fit().images_per_s
+    stream = data.stream("train", cfg.train.batch_size, shuffle=True, seed=cfg.train.seed)
+    return Trainer(model, cfg.train, stream).fit().images_per_s
 
 
 def main() -> None:
@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     cfg = api.load_config(args.config, ["train.epochs=1", "train.progress=false"])
-    hidden, latent = cfg.model["hidden"][0], cfg.model["latent_dim"]
+    hidden, latent = cfg.model.hidden[0], cfg.model.latent_dim
     data = load_data(cfg.data, progress=False)
     train_images = data.train.images.float() / 255.0  # intensities; binarised per batch
 

@@ -1,7 +1,7 @@
 import pytest
 
-from genlab.models import load_run_config, run_config_to_dict
 from genlab.errors import ConfigError
+from genlab.models import load_run_config, run_config_to_dict
 
 
 def test_defaults_and_overrides():

@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import torch
-from genlab.imagegrid import grid_array
 from PIL import Image
 
 from genlab.cli import main
+from genlab.imagegrid import grid_array
 
 
 def run_cli(args, capsys):

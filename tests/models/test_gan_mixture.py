@@ -1,8 +1,8 @@
 """A tiny MLP GAN learns a 2-D mixture of eight Gaussians and covers every mode.
 
-The points are "images" of shape (1, 1, 2) with coordinates in [0, 1], trained through the
-family's own phases, losses and EMA with one Adam optimiser per phase built as the Trainer
-builds them (each phase's lr/betas), the phases run in the Trainer's order.
+The points are "images" of shape (1, 1, 2) with coordinates in [0, 1], drawn by a batch source
+of fresh mixture samples and trained by genlab's own Trainer: the family's phases, losses, EMA
+and per-phase optimisers, exactly as in a real run.
 """
 
 import math
@@ -11,7 +11,7 @@ import torch
 
 from genlab.config import TrainConfig
 from genlab.models import DataInfo, build_model
-from genlab.training.optim import build_optimizer
+from genlab.training.trainer import Trainer
 
 MODES = 8
 RADIUS, STD = 0.35, 0.02
@@ -28,6 +28,21 @@ def mixture(n: int, generator: torch.Generator) -> torch.Tensor:
     return points.view(n, 1, 1, 2)  # (n, C=1, H=1, W=2)
 
 
+class MixtureBatches:
+    """``batches`` fresh mixture batches per epoch, reproducible from (seed, epoch, batch)."""
+
+    def __init__(self, batches: int, batch: int, seed: int) -> None:
+        self.batches, self.batch, self.seed = batches, batch, seed
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def epoch(self, epoch: int, start_batch: int = 0):
+        for index in range(start_batch, self.batches):
+            rng = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 10_007 + index)
+            yield mixture(self.batch, rng), None
+
+
 def train_gan(steps: int, batch: int = 128, seed: int = 0):
     torch.manual_seed(seed)
     model = build_model(
@@ -42,20 +57,10 @@ def train_gan(steps: int, batch: int = 128, seed: int = 0):
         },
         DataInfo((1, 1, 2), 256),
     )
-    phases = model.phases()
-    cfg = TrainConfig()
-    optims = [build_optimizer(p.parameters(), cfg, lr=p.lr, betas=p.betas) for p in phases]
-    data_rng, noise_rng = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(1)
-    model.train()
-    for _ in range(steps):
-        x = mixture(batch, data_rng)
-        for phase, optim in zip(phases, optims, strict=True):
-            for _ in range(phase.repeats):
-                loss = model.loss(x, phase.name, generator=noise_rng)["loss"]
-                optim.zero_grad(set_to_none=True)
-                loss.backward()
-                optim.step()
-                model.after_step(phase.name)
+    if steps:
+        cfg = TrainConfig(epochs=1, seed=1, progress=False)
+        result = Trainer(model, cfg, MixtureBatches(steps, batch, seed)).fit()
+        assert result.steps == steps and result.finished
     return model.eval()
 
 

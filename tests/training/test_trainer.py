@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from genlab.runs import RunDir
 from safetensors.torch import load_file
 
 from genlab import api
-from genlab.models import load_run_config
 from genlab.errors import TrainingDiverged
+from genlab.models import load_run_config
 from genlab.models.vae import VAE
+from genlab.runs import RunDir
 from genlab.training.callbacks import sample_diversity
 
 

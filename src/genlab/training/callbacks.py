@@ -1,8 +1,9 @@
 """What happens around the training loop, one callback per concern.
 
-A :class:`Callback` hears five events from the Trainer — ``on_fit_start``, ``on_step_end``
-(after each iteration, with its detached loss terms), ``on_epoch_end`` (with the epoch's record:
-train means, validation terms, lr, images/s, which earlier callbacks may add to),
+A :class:`~genlab.training.trainer.Callback` hears five events from the Trainer —
+``on_fit_start``, ``on_step_end`` (after each iteration, with its detached loss terms),
+``on_epoch_end`` (with the epoch's record: train means, validation terms, lr, images/s,
+which earlier callbacks may add to),
 ``on_fit_end`` and ``on_diverged`` — and may keep state that checkpoints carry
 (``state_key``, ``state_dict``, ``load_state_dict``). Callbacks run in the order given, so a
 checkpoint written last holds what the others decided.
@@ -18,7 +19,7 @@ import math
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors.torch import save_file
@@ -28,43 +29,11 @@ from genlab.fileio import append_line, atomic_path
 from genlab.imagegrid import grid_array, save_grid
 from genlab.models.base import SupportsSample
 from genlab.training.checkpoint import write_checkpoint
-
-if TYPE_CHECKING:
-    from genlab.training.trainer import Trainer, TrainResult
+from genlab.training.trainer import Callback, Trainer, TrainResult
 
 LOG_EVERY = 100  # steps between "train" records
 SAMPLE_GRID = 64
 COLLAPSE_RMS = 0.01  # median pairwise RMS pixel distance below which samples count as collapsed
-
-
-class Callback:
-    """Base class: every event does nothing; ``state_key`` None means no checkpointed state."""
-
-    state_key: str | None = None
-
-    def setup(self, trainer: Trainer) -> None:
-        """Called once when the Trainer is built (before any state is loaded)."""
-
-    def on_fit_start(self, trainer: Trainer) -> None: ...
-
-    def on_step_end(
-        self, trainer: Trainer, terms: dict[str, torch.Tensor], images: int
-    ) -> None: ...
-
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
-
-    def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None: ...
-
-    def on_diverged(self, trainer: Trainer) -> None: ...
-
-    def describe_recovery(self) -> str | None:
-        """Where a diverged run can be picked up again (a checkpoint), if this callback knows."""
-        return None
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 def loss_terms(terms: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -19,16 +19,14 @@ import os
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from genlab.errors import ConfigError
-from genlab.training.callbacks import LOG_EVERY, Callback, SampleGrids
-
-if TYPE_CHECKING:
-    from genlab.training.trainer import Trainer, TrainResult
+from genlab.training.callbacks import LOG_EVERY, SampleGrids
+from genlab.training.trainer import Callback, Trainer, TrainResult
 
 EXTRAS = {  # logger -> (module that must import, pip extra)
     "tensorboard": ("tensorboard", "tensorboard"),

@@ -27,8 +27,37 @@ import torch
 from genlab.config import TrainConfig
 from genlab.errors import ConfigError, TrainingDiverged
 from genlab.models.base import GenerativeModel
-from genlab.training.callbacks import Callback
 from genlab.training.optim import build_optimizer, build_schedule
+
+
+class Callback:
+    """Base class: every event does nothing; ``state_key`` None means no checkpointed state."""
+
+    state_key: str | None = None
+
+    def setup(self, trainer: Trainer) -> None:
+        """Called once when the Trainer is built (before any state is loaded)."""
+
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+
+    def on_step_end(
+        self, trainer: Trainer, terms: dict[str, torch.Tensor], images: int
+    ) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
+
+    def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None: ...
+
+    def on_diverged(self, trainer: Trainer) -> None: ...
+
+    def describe_recovery(self) -> str | None:
+        """Where a diverged run can be picked up again (a checkpoint), if this callback knows."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class BatchSource(Protocol):

@@ -1,0 +1,1 @@
+"""Evaluation: one metric registry over one EvalContext, feature network, probes, fine-tuning."""

@@ -1,0 +1,107 @@
+"""The callbacks that fill a run folder while a Trainer trains, in the order they must run.
+
+``metrics.jsonl``, sample grids, checkpoints, the exported ``model.safetensors`` and the
+status fields of ``run.json`` are written by callbacks; so are the optional TensorBoard events
+and MLflow records (``train.loggers``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from safetensors.torch import load_file
+
+from genlab.config import RunConfig
+from genlab.models import run_config_to_dict
+from genlab.runs.folder import RunDir
+from genlab.runs.model_io import export_model
+from genlab.training.callbacks import (
+    Checkpointer,
+    EarlyStopping,
+    JsonlLogger,
+    ProgressBar,
+    SampleGrids,
+    StepBudget,
+    TimeBudget,
+)
+from genlab.training.loggers import MLflowLogger, TensorBoardLogger, default_tracking_uri, require_extra
+
+from genlab.training.trainer import Callback, Trainer, TrainResult
+
+BEST_MODEL = "best-model.safetensors"
+MLFLOW_EXPERIMENT = "genlab"
+
+
+class RunRecorder(Callback):
+    """At the end of training: export the model (the best validation weights when early
+    stopping kept them, else the final ones) and record status, steps and speed in run.json."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self.start = time.perf_counter()
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.start = time.perf_counter()
+        self.run.update_info(status="training")
+
+    def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None:
+        best = self.run.checkpoints / BEST_MODEL
+        if result.stopped_early or (trainer.cfg.early_stopping_patience and best.exists()):
+            trainer.model.load_state_dict(load_file(str(best)))
+            origin = f"best validation loss {result.best_val_loss:.4f}"
+        else:
+            origin = f"final weights at step {result.steps}"
+        export_model(self.run, trainer.model.eval(), origin)
+        self.run.update_info(
+            status="finished" if result.finished else f"interrupted ({result.stop_reason})",
+            steps=result.steps,
+            epochs_completed=result.epochs_completed,
+            stopped_early=result.stopped_early,
+            train_images_per_s=result.images_per_s,
+            train_seconds=time.perf_counter() - self.start,
+        )
+
+    def on_diverged(self, trainer: Trainer) -> None:
+        self.run.update_info(status="diverged")
+
+
+def check_loggers(config: RunConfig) -> None:
+    """Fail before anything is written when a logger's library is missing."""
+    for name in config.train.loggers:
+        if name != "jsonl":
+            require_extra(name)
+
+
+def run_callbacks(run: RunDir, config: RunConfig, *, progress: bool) -> list[Callback]:
+    """Every callback a genlab run needs, in order: decisions first (early stopping, sample
+    grids that add to the epoch record), then logs, budgets, the checkpoint that holds all
+    their state, the export, and MLflow last so it uploads the finished folder."""
+    cfg = config.train
+    callbacks: list[Callback] = [
+        EarlyStopping(cfg.early_stopping_patience, run.checkpoints / BEST_MODEL),
+        SampleGrids(run.samples, cfg.sample_every),
+        ProgressBar(progress),
+    ]
+    if "jsonl" in cfg.loggers:
+        callbacks.append(JsonlLogger(run.metrics_path))
+    if "tensorboard" in cfg.loggers:
+        text = json.dumps(run_config_to_dict(config, runtime=False), indent=2)
+        callbacks.append(TensorBoardLogger(run.path / "tensorboard", text))
+    if cfg.max_steps is not None:
+        callbacks.append(StepBudget(cfg.max_steps))
+    if cfg.max_seconds is not None:
+        callbacks.append(TimeBudget(cfg.max_seconds))
+    callbacks += [Checkpointer(run.checkpoints, cfg.checkpoint_every), RunRecorder(run)]
+    if "mlflow" in cfg.loggers:
+        callbacks.append(
+            MLflowLogger(
+                default_tracking_uri(run.path.parent),
+                MLFLOW_EXPERIMENT,
+                run.path.name,
+                run_config_to_dict(config, runtime=False),
+                run.path,
+                run.path.parent / "mlartifacts",
+            )
+        )
+    return callbacks

@@ -1,0 +1,1 @@
+"""The training loop (one Trainer for every family), its callbacks, loggers and checkpoints."""
