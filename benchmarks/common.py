@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from genlab.fileio import atomic_write_json
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -64,7 +66,7 @@ def environment() -> dict[str, Any]:
 def save(name: str, result: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(path, result)
     print(json.dumps(result, indent=2))
     print(f"saved {path}")
     return path

@@ -12,7 +12,7 @@ import pickle
 import tarfile
 import zlib
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,10 +22,13 @@ from genlab.data.locate import locate
 from genlab.data.sources import Loaded, register_source
 from genlab.errors import DataError
 
-try:
+if TYPE_CHECKING:  # mypy sees one definition; at run time the import depends on numpy's version
     from numpy._core.multiarray import _reconstruct
-except ImportError:  # numpy < 1.26
-    from numpy.core.multiarray import _reconstruct
+else:
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 1.26
+        from numpy.core.multiarray import _reconstruct
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))

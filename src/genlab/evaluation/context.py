@@ -9,14 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from tqdm.auto import tqdm
 
 from genlab.config import EvalConfig
 from genlab.evaluation.feature_net import FeatureNet, load_or_train_feature_net
-from genlab.models.base import DataInfo, GenerativeModel
+from genlab.models.base import DataInfo, GenerativeModel, SupportsSample
 
 SAMPLE_BATCH = 500  # images per call to model.sample when drawing the evaluation samples
 
@@ -93,12 +93,13 @@ class EvalContext:
         """(num_samples model samples (n, C, H, W), seconds spent drawing them)."""
 
         def draw() -> tuple[torch.Tensor, float]:
+            model = cast(SupportsSample, self.model)  # only metrics for samplers ask for samples
             generator, n, chunks = self.generator(), self.num_samples, []
             start = time.perf_counter()
             sizes = [min(SAMPLE_BATCH, n - s) for s in range(0, n, SAMPLE_BATCH)]
             with torch.no_grad():
                 for size in self.bar(sizes, "samples", len(sizes)):
-                    chunks.append(self.model.sample(size, generator=generator))  # type: ignore[attr-defined]
+                    chunks.append(model.sample(size, generator=generator))
             return torch.cat(chunks).clamp_(0, 1), time.perf_counter() - start
 
         return self.memo("samples", draw)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -46,7 +46,8 @@ def build_classifier(
     """The encoder of ``model`` (a copy, weights exactly as trained) or of a freshly initialised
     model (``fresh()`` under ``seed``), with a linear head initialised under ``seed``."""
     torch.manual_seed(seed)
-    encoder = copy.deepcopy(model.encoder) if pretrained else fresh().encoder
+    # GenerativeModel declares no encoder: families with Traits(encoder=True) hold an nn.Module
+    encoder = cast(nn.Module, copy.deepcopy(model.encoder) if pretrained else fresh().encoder)
     torch.manual_seed(seed + 1)
     return EncoderClassifier(encoder, code_dim_of(model), classes)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 
@@ -94,11 +94,12 @@ class NegativeLogLikelihood(Metric):
         return None
 
     def compute(self, ctx: EvalContext) -> MetricResult:
-        model, cfg, info, generator = ctx.model, ctx.cfg, ctx.info, ctx.generator()
+        model = cast(SupportsLikelihood, ctx.model)  # checked by not_applicable
+        cfg, info, generator = ctx.cfg, ctx.info, ctx.generator()
         values, mc_var = [], []
         kind = "exact"
         for x in ctx.batch_bar("nll"):
-            result = model.log_likelihood(x, k=cfg.iwae_k, generator=generator)  # type: ignore[attr-defined]
+            result = model.log_likelihood(x, k=cfg.iwae_k, generator=generator)
             kind = result.kind
             values.append(-result.values.double())
             if result.stderr is not None:
@@ -137,10 +138,11 @@ class Elbo(Metric):
         return None
 
     def compute(self, ctx: EvalContext) -> MetricResult:
-        model, info, generator = ctx.model, ctx.info, ctx.generator()
+        model = cast(SupportsElbo, ctx.model)  # checked by not_applicable
+        info, generator = ctx.info, ctx.generator()
         parts: dict[str, list[torch.Tensor]] = {"elbo": [], "recon": [], "kl": []}
         for x in ctx.batch_bar("elbo"):
-            terms = model.elbo_terms(x, generator=generator)  # type: ignore[attr-defined]
+            terms = model.elbo_terms(x, generator=generator)
             for key in parts:
                 parts[key].append(terms[key].double())
         elbo = torch.cat(parts["elbo"])
@@ -179,10 +181,10 @@ class ReconstructionError(Metric):
         return None
 
     def compute(self, ctx: EvalContext) -> MetricResult:
-        model = ctx.model
+        model = cast(SupportsReconstruct, ctx.model)  # checked by not_applicable
         squared, nll = [], []
         for x in ctx.batch_bar("recon_error"):
-            recon = model.reconstruct(x)  # type: ignore[attr-defined]
+            recon = model.reconstruct(x)
             squared.append((recon - x).double().square().flatten(1).mean(1))
             if isinstance(model, SupportsReconstructionLikelihood):
                 nll.append(-model.reconstruction_log_prob(x).double())

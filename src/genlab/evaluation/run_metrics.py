@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -130,7 +130,8 @@ class SamplingSpeed(Metric):
             count, how = images.shape[0], "the evaluation samples"
         else:
             count, how = ctx.cfg.speed_samples, "eval.speed_samples images"
-            _, seconds = _timed(lambda: ctx.model.sample(count, generator=ctx.generator()))  # type: ignore[attr-defined]
+            model = cast(SupportsSample, ctx.model)  # checked by not_applicable
+            _, seconds = _timed(lambda: model.sample(count, generator=ctx.generator()))
         details: dict[str, object] = {
             "images": int(count),
             "seconds": seconds,

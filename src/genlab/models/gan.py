@@ -93,6 +93,8 @@ class ExponentialMovingAverage(nn.Module):
     Integer buffers (batch norm's step counter) are copied.
     """
 
+    updates: torch.Tensor  # a buffer (registered in __init__), typed for nn.Module.__getattr__
+
     def __init__(self, source: nn.Module, decay: float) -> None:
         super().__init__()
         self.decay = decay

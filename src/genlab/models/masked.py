@@ -68,6 +68,8 @@ class MaskedConv2d(nn.Module):
     PixelCNN Decoders").
     """
 
+    mask: torch.Tensor  # a buffer (registered in __init__), typed for nn.Module.__getattr__
+
     def __init__(
         self,
         in_channels: int,

@@ -16,7 +16,9 @@ by one row, so every vertical feature at row i depends on rows < i only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -97,16 +99,18 @@ class PixelCNN(AutoregressiveModel):
 
     def init_cache(self, cache: ARCache) -> None:
         cache.weights["in"] = self.conv_in.flat_weight()
-        for b, spatial in enumerate(self.spatial):
+        spatials = cast("Sequence[MaskedConv2d]", self.spatial)  # nn.ModuleList is untyped
+        for b, spatial in enumerate(spatials):
             cache.new_map(f"t{b}", self.config.channels)
             cache.weights[f"s{b}"] = spatial.flat_weight()
 
     def logits_at(self, cache: ARCache, i: int, j: int) -> torch.Tensor:
         p = cache.pad
         h = self.conv_in.at(cache.x, i, j, p, cache.weights["in"])  # (B, 2h)
-        for b, (reduce, spatial, expand) in enumerate(
-            zip(self.reduce, self.spatial, self.expand, strict=True)
-        ):
+        reduces = cast("Sequence[PointwiseMasked]", self.reduce)  # nn.ModuleList is untyped
+        spatials = cast("Sequence[MaskedConv2d]", self.spatial)
+        expands = cast("Sequence[PointwiseMasked]", self.expand)
+        for b, (reduce, spatial, expand) in enumerate(zip(reduces, spatials, expands, strict=True)):
             t_map = cache.maps[f"t{b}"]  # (B, h, H+2p, W+2p)
             t_map[:, :, i + p, j + p] = F.relu(reduce.vector(F.relu(h)))
             y = spatial.at(t_map, i, j, p, cache.weights[f"s{b}"])  # (B, h)
@@ -187,7 +191,8 @@ class GatedPixelCNN(AutoregressiveModel):
 
     def init_cache(self, cache: ARCache) -> None:
         f, w = self.config.channels, self.data_info.shape[2]
-        for n, hconv in enumerate(self.hconv):
+        hconvs = cast("Sequence[MaskedConv2d]", self.hconv)  # nn.ModuleList is untyped
+        for n, hconv in enumerate(hconvs):
             cache.weights[f"h{n}"] = hconv.flat_weight()
             if n > 0:
                 cache.new_map(f"v{n}", f)  # gated vertical outputs (input of layer n)
@@ -215,11 +220,13 @@ class GatedPixelCNN(AutoregressiveModel):
         p = cache.pad
         h_map = cache.x
         h = cache.x.new_empty(0)
-        for n, hconv in enumerate(self.hconv):
+        hconvs = cast("Sequence[MaskedConv2d]", self.hconv)  # nn.ModuleLists are untyped
+        houts = cast("Sequence[PointwiseMasked]", self.hout)
+        for n, hconv in enumerate(hconvs):
             h_pre = (
                 hconv.at(h_map, i, j, p, cache.weights[f"h{n}"]) + cache.maps[f"link{n}"][:, :, j]
             )
-            out = self.hout[n].vector(_gate(h_pre))  # (B, f)
+            out = houts[n].vector(_gate(h_pre))  # (B, f)
             h = out if n == 0 else h + out
             if n + 1 < len(self.hconv):
                 h_map = cache.maps[f"h{n + 1}"]

@@ -22,8 +22,9 @@ known and needs no mask.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -133,7 +134,7 @@ class DiagonalLSTM(nn.Module):
         super().__init__()
         self.f = f
         if masked:
-            self.input_to_state: nn.Module = PointwiseMasked(
+            self.input_to_state: PointwiseMasked | nn.Conv2d = PointwiseMasked(
                 f,
                 4 * f,
                 data_channels,
@@ -176,7 +177,9 @@ class DiagonalLSTM(nn.Module):
             is_ = self.input_to_state.vector(x)
         else:
             is_ = F.linear(x, self.input_to_state.weight[:, :, 0, 0], self.input_to_state.bias)
-        return is_ + torch.cat([h_up, h_left], dim=1) @ w + self.state_to_state.bias
+        bias = self.state_to_state.bias
+        assert bias is not None  # nn.Conv1d built with its default bias=True
+        return is_ + torch.cat([h_up, h_left], dim=1) @ w + bias
 
     def flat_state_weight(self) -> torch.Tensor:
         """The state-to-state kernel as a (2f, 4f) matrix acting on [h_up, h_left]."""
@@ -270,15 +273,18 @@ class PixelRNN(AutoregressiveModel):
 
     def init_cache(self, cache: ARCache) -> None:
         cache.weights["in"] = self.conv_in.flat_weight()
-        for n, lstm in enumerate(self.lstms):
+        lstms = cast("Sequence[RowLSTM | DiagonalBiLSTM]", self.lstms)  # an untyped nn.ModuleList
+        for n, lstm in enumerate(lstms):
             lstm.init_cache(cache, f"l{n}.")
 
     def begin_row(self, cache: ARCache, i: int) -> None:
-        for n, lstm in enumerate(self.lstms):
+        lstms = cast("Sequence[RowLSTM | DiagonalBiLSTM]", self.lstms)  # an untyped nn.ModuleList
+        for n, lstm in enumerate(lstms):
             lstm.begin_row(cache, f"l{n}.", i)
 
     def logits_at(self, cache: ARCache, i: int, j: int) -> torch.Tensor:
         h = self.conv_in.at(cache.x, i, j, cache.pad, cache.weights["in"])  # (B, f)
-        for n, lstm in enumerate(self.lstms):
+        lstms = cast("Sequence[RowLSTM | DiagonalBiLSTM]", self.lstms)  # an untyped nn.ModuleList
+        for n, lstm in enumerate(lstms):
             h = h + lstm.step(cache, f"l{n}.", i, j, h)
         return self.head.vector(h)  # (B, C, P)

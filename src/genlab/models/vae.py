@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
@@ -78,6 +78,8 @@ class VAE(GenerativeModel):
     config_class = VAEConfig
     traits = Traits(density="bound", encoder=True, variational=True)
     description = "variational autoencoder (mlp/conv), ELBO or IWAE objective, IWAE likelihood"
+
+    kl_warmup_done: torch.Tensor  # a buffer, registered in __init__ when kl_warmup_steps > 0
 
     def __init__(self, config: VAEConfig, data_info: DataInfo) -> None:
         super().__init__(config, data_info)
@@ -241,17 +243,18 @@ class VAE(GenerativeModel):
         - sum_i x_i l_i = h . (W^T x) + b . x, so x is never repeated per sample;
         - log p(x|z) = sum_i x_i l_i - sum_i softplus(l_i), softplus computed in place.
         """
+        decoder = self.decoder
+        assert isinstance(decoder, MLPDecoder)  # only called when _fast_bernoulli_mlp() holds
         batch, n, latent = z.shape
         rows = batch * n
         h = z.reshape(rows, latent)
-        layers = (
-            [*self.decoder.body.children()] if isinstance(self.decoder.body, nn.Sequential) else []
-        )
-        head = self.decoder.head
-        for index, layer in enumerate([*layers, head]):
-            if isinstance(layer, nn.ReLU):
+        layers = [*decoder.body.children()] if isinstance(decoder.body, nn.Sequential) else []
+        head = decoder.head
+        for index, module in enumerate([*layers, head]):
+            if isinstance(module, nn.ReLU):
                 h.relu_()
                 continue
+            layer = cast(nn.Linear, module)  # the fast path's layers are Linear and ReLU only
             out = cache.get(index)
             if out is None or out.shape[0] < rows:
                 out = cache[index] = torch.empty(rows, layer.out_features, dtype=h.dtype)

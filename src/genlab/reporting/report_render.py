@@ -34,9 +34,9 @@ def metric_rows(report: Report) -> list[tuple[str, list[tuple[str, str | None]]]
         for entry in report.entries:
             found = [(n, m) for n, m in entry.summary.metrics.items() if m.get("metric") == base]
             if found:
-                name, metric = found[0]
+                name, entry_metric = found[0]
                 names.append(name)
-                cells.append((format_value(metric), None))
+                cells.append((format_value(entry_metric), None))
             elif base in entry.summary.not_applicable:
                 cells.append(("n/a", entry.summary.not_applicable[base]))
             else:

@@ -25,8 +25,12 @@ from genlab.training.callbacks import (
     StepBudget,
     TimeBudget,
 )
-from genlab.training.loggers import MLflowLogger, TensorBoardLogger, default_tracking_uri, require_extra
-
+from genlab.training.loggers import (
+    MLflowLogger,
+    TensorBoardLogger,
+    default_tracking_uri,
+    require_extra,
+)
 from genlab.training.trainer import Callback, Trainer, TrainResult
 
 BEST_MODEL = "best-model.safetensors"

@@ -50,9 +50,13 @@ class RunDir:
         try:
             claims.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
-            raise RunError(f"the runs folder {str(root)!r} is not a folder; choose another --runs-dir") from None
+            raise RunError(
+                f"the runs folder {str(root)!r} is not a folder; choose another --runs-dir"
+            ) from None
         except OSError as exc:
-            raise RunError(f"cannot create run folders under {str(root)!r} ({exc.strerror})") from None
+            raise RunError(
+                f"cannot create run folders under {str(root)!r} ({exc.strerror})"
+            ) from None
         taken = [int(m.group(1)) for p in root.iterdir() if (m := _RUN_NAME.match(p.name))]
         taken += [int(p.name) for p in claims.iterdir() if p.name.isdigit()]
         number = max(taken, default=-1) + 1
@@ -161,7 +165,11 @@ class RunDir:
             shape = tuple(int(v) for v in info["shape"])  # type: ignore[index]
             levels = int(info["levels"])  # type: ignore[index]
         except (TypeError, KeyError, ValueError):
-            raise RunError(f"{self.info_path} lacks a valid data_info; the run folder is incomplete") from None
+            raise RunError(
+                f"{self.info_path} lacks a valid data_info; the run folder is incomplete"
+            ) from None
         if len(shape) != 3 or min(shape) < 1 or levels < 2:
-            raise RunError(f"{self.info_path}: data_info {info} is not an image shape and level count")
+            raise RunError(
+                f"{self.info_path}: data_info {info} is not an image shape and level count"
+            )
         return DataInfo((shape[0], shape[1], shape[2]), levels)

@@ -22,9 +22,18 @@ from genlab.fileio import atomic_path
 from genlab.models import GenerativeModel, build_model
 from genlab.runs.folder import RunDir
 
-_DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16,
-           "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32,
-           "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+_DTYPES = {
+    "F32": torch.float32,
+    "F64": torch.float64,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 MAX_HEADER = 100 * 1024 * 1024
 
 
