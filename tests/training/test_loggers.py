@@ -38,7 +38,9 @@ def test_mlflow_run_queried_through_mlflows_client(tiny_overrides, tmp_path, mon
         monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
     else:
         monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    run = api.train(load_run_config(None, [*tiny_overrides, "train.loggers=[jsonl,mlflow]"]))
+    loggers = "train.loggers=[jsonl,tensorboard,mlflow]"
+    run = api.train(load_run_config(None, [*tiny_overrides, loggers, "train.checkpoint_every=1"]))
+    assert (run.path / "tensorboard").is_dir() and (run.path / "checkpoints").is_dir()
     uri = (
         (tmp_path / "mlruns").as_uri()
         if store == "file"
@@ -55,6 +57,7 @@ def test_mlflow_run_queried_through_mlflows_client(tiny_overrides, tmp_path, mon
     assert [m.value for m in history] == pytest.approx([r["val/loss"] for r in epochs], rel=1e-6)
     artifacts = {a.path for a in client.list_artifacts(found.info.run_id)}
     assert {"config.json", "run.json", "metrics.jsonl", "model.safetensors", "samples"} <= artifacts
+    assert not artifacts & {"checkpoints", "tensorboard"}  # state, and TB would show it twice
 
 
 def test_a_missing_extra_is_one_line_naming_the_pip_command(

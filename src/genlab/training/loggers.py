@@ -116,6 +116,11 @@ def default_tracking_uri(folder: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(folder).resolve()}/mlflow.db"
 
 
+# training state is large and not an artefact; TensorBoard events copied beside the run
+# would show every run twice under `tensorboard --logdir runs`
+NOT_ARTIFACTS = frozenset({"checkpoints", "tensorboard"})
+
+
 class MLflowLogger(Callback):
     """One MLflow run per genlab run (named after the run folder), in ``experiment``.
 
@@ -187,7 +192,7 @@ class MLflowLogger(Callback):
             if path.name.startswith("."):
                 continue
             if path.is_dir():
-                if path.name != "checkpoints":  # training state is large and not an artefact
+                if path.name not in NOT_ARTIFACTS:
                     self.client.log_artifacts(self.run_id, str(path), artifact_path=path.name)
             else:
                 self.client.log_artifact(self.run_id, str(path))
