@@ -123,7 +123,7 @@ class NegativeLogLikelihood(Metric):
 
 @dataclass
 class Elbo(Metric):
-    description = "test ELBO in nats (higher is better) with its reconstruction and KL terms"
+    description = "test ELBO in nats with its reconstruction and KL terms"
     direction = "higher"
 
     def format(self, entry: dict[str, Any]) -> str:
