@@ -33,7 +33,7 @@ from genlab.runs import EVAL_OVERRIDES, OpenRun, RunDir, check_loggers, open_run
 from genlab.training.callbacks import Checkpointer
 from genlab.training.checkpoint import latest_checkpoint, load_state, remove_stale_temporaries
 from genlab.training.trainer import Trainer
-from genlab.visuals import interpolate, latent_view, reconstruct, sample
+from genlab.visuals import chain, interpolate, latent_view, reconstruct, sample
 
 Run = OpenRun | RunDir | str | Path
 
@@ -222,5 +222,6 @@ __all__ = [
     "reconstruct",
     "resume",
     "sample",
+    "chain",
     "train",
 ]

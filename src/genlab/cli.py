@@ -68,6 +68,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", metavar="PNG", help="output file (default RUN/samples/...)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--steps",
+        "--chain-steps",
+        dest="steps",
+        type=int,
+        metavar="K",
+        help="Markov-chain families (rbm, denoising ae): run the chain K steps from noise, and "
+        "also draw chains over time (RUN/samples/chain-*.png)",
+    )
+    p.add_argument(
+        "--from",
+        dest="start",
+        choices=["noise", "test"],
+        default="noise",
+        help="where the chains over time start (with --steps; default noise)",
+    )
+    _add_data_dir(p)
 
     for name, text in (
         ("reconstruct", "test images above their reconstructions"),
@@ -203,9 +220,23 @@ def _print_eval(results: dict) -> None:
 def _sample(args: argparse.Namespace) -> int:
     from genlab import api
 
+    progress = not args.no_progress
     print(
-        api.sample(args.run, n=args.n, seed=args.seed, out=args.out, progress=not args.no_progress)
+        api.sample(
+            args.run, n=args.n, seed=args.seed, out=args.out, progress=progress, steps=args.steps
+        )
     )
+    if args.steps is not None:
+        print(
+            api.chain(
+                args.run,
+                steps=args.steps,
+                seed=args.seed,
+                start=args.start,
+                progress=progress,
+                data_path=args.data_dir,
+            )
+        )
     return 0
 
 

@@ -2,8 +2,9 @@
 ``report/report.md``, with every image next to them so the page works offline.
 
 Each run is opened once (its model and data load at most once): runs without an eval.json are
-evaluated first, then its sample grid, reconstructions, interpolations and latent view are
-drawn where the family has them; :mod:`genlab.reporting` then reads the folders and renders.
+evaluated first, then its sample grid, reconstructions, interpolations, latent view and Markov
+chains are drawn where the family has them; :mod:`genlab.reporting` then reads the folders
+and renders.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from genlab.reporting.report_render import write_report
 from genlab.runs import OpenRun, RunDir, open_run, require_model
 
 Run = OpenRun | RunDir | str | Path
+CHAIN_STEPS = 1000  # the length of the chains drawn for Markov-chain families
 
 
 def draw_images(opened: OpenRun, folder: Path, *, progress: bool) -> dict[str, str]:
@@ -28,6 +30,9 @@ def draw_images(opened: OpenRun, folder: Path, *, progress: bool) -> dict[str, s
         "reconstructions": lambda p: api.reconstruct(opened, n=16, seed=0, out=p),
         "interpolations": lambda p: api.interpolate(opened, pairs=4, steps=8, seed=0, out=p),
         "latent": lambda p: api.latent_view(opened, p),
+        "chains": lambda p: api.chain(
+            opened, steps=CHAIN_STEPS, start="test", out=p, progress=progress
+        ),
     }
     drawn = {}
     for kind, make in makers.items():

@@ -69,9 +69,10 @@ class TrainConfig:
 
     epochs: int = 10
     batch_size: int = 128
-    optimizer: Literal["adam", "adamw"] = "adam"
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = 1e-3
-    betas: tuple[float, ...] = (0.9, 0.999)
+    betas: tuple[float, ...] = (0.9, 0.999)  # adam, adamw
+    momentum: float = 0.0  # sgd
     weight_decay: float = 0.0
     schedule: Literal["constant", "cosine", "step"] = "constant"
     warmup_steps: int = 0
@@ -98,6 +99,8 @@ class TrainConfig:
             raise ConfigError(f"train.lr must be positive, got {self.lr}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"train.betas must be two numbers in [0, 1), got {list(self.betas)}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"train.momentum must be in [0, 1), got {self.momentum}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ConfigError(f"train.grad_clip must be positive or null, got {self.grad_clip}")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
@@ -129,6 +132,10 @@ class EvalConfig:
     kid_subset_size: int = 1000
     probe_labels: int = 1000  # class-balanced training labels for probe_logreg_acc
     speed_samples: int = 100  # images timed by sample_speed when no sample metric drew any
+    ais_betas: int = 10000  # AIS intermediate temperatures for an RBM's log Z (nll_ais_b<N>)
+    ais_runs: int = 100  # independent AIS runs; their spread gives log Z's standard error
+    chain_steps: tuple[int, ...] = (10, 100, 1000)  # Markov-chain lengths the chain metric scores
+    chain_samples: int = 2000  # chains run by the chain metric (from noise and from test images)
 
     def __post_init__(self) -> None:
         for key in (
@@ -140,11 +147,17 @@ class EvalConfig:
             "kid_subsets",
             "probe_labels",
             "speed_samples",
+            "ais_runs",
+            "chain_samples",
         ):
             if getattr(self, key) < 1:
                 raise ConfigError(f"eval.{key} must be >= 1, got {getattr(self, key)}")
         if self.kid_subset_size < 2:
             raise ConfigError(f"eval.kid_subset_size must be >= 2, got {self.kid_subset_size}")
+        if self.ais_betas < 3:
+            raise ConfigError(f"eval.ais_betas must be >= 3, got {self.ais_betas}")
+        if not self.chain_steps or any(s < 1 for s in self.chain_steps):
+            raise ConfigError(f"eval.chain_steps must be step counts >= 1, got {self.chain_steps}")
         if self.max_images is not None and self.max_images < 1:
             raise ConfigError(f"eval.max_images must be >= 1 or null, got {self.max_images}")
 

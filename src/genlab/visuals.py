@@ -16,10 +16,12 @@ from genlab.models.base import (
     SupportsDecode,
     SupportsEncode,
     SupportsGenerate,
+    SupportsMarkovChain,
     SupportsReconstruct,
     SupportsSample,
     code_of,
 )
+from genlab.models.markov import require_chain, run_chain, snapshot_steps
 from genlab.reporting.plots import latent_scatter
 from genlab.runs import OpenRun, RunDir, open_run
 
@@ -33,22 +35,75 @@ def _positive(value: int, what: str) -> None:
 
 
 def sample(
-    run: Run, *, n: int = 64, seed: int = 0, out: str | Path | None = None, progress: bool = True
+    run: Run,
+    *,
+    n: int = 64,
+    seed: int = 0,
+    out: str | Path | None = None,
+    progress: bool = True,
+    steps: int | None = None,
 ) -> Path:
     """A grid of n samples from the model; returns the PNG's path. Slow samplers
-    (autoregressive models) show a progress bar unless ``progress`` is False."""
+    (autoregressive models, long chains) show a progress bar unless ``progress`` is False.
+    ``steps`` runs the model's Markov chain (RBM, denoising autoencoder) that many steps from
+    noise instead of its default sampler."""
     _positive(n, "n")
     opened = open_run(run)
     model = opened.model
+    generator = torch.Generator().manual_seed(seed)
+    if steps is not None:
+        _positive(steps, "--steps")
+        start = require_chain(model).chain_start(n, generator=generator)
+        images, _ = run_chain(model, start, steps, generator=generator, progress=progress)
+        return save_grid(images, out or opened.run.samples / f"sample-seed{seed}-steps{steps}.png")
     if not isinstance(model, SupportsSample):
+        if isinstance(model, SupportsMarkovChain) and model.chain_not_available() is None:
+            raise ConfigError(
+                f"this {model.family} run samples by running its denoising chain: give the "
+                "chain length, e.g. --steps 1000"
+            )
         raise RunError(
             f"the {model.family} family cannot sample: a plain autoencoder has no prior over "
-            "its codes to sample from; use `genlab reconstruct` or `genlab interpolate`, or "
-            "train a vae"
+            "its codes to sample from; use `genlab reconstruct` or `genlab interpolate`, train "
+            "a denoising one (model.denoising > 0, model.loss=bce) and use --steps, or train a vae"
         )
     with torch.no_grad():
-        images = model.sample(n, generator=torch.Generator().manual_seed(seed), progress=progress)
+        images = model.sample(n, generator=generator, progress=progress)
     return save_grid(images, out or opened.run.samples / f"sample-seed{seed}.png")
+
+
+def chain(
+    run: Run,
+    *,
+    steps: int,
+    n: int = 8,
+    seed: int = 0,
+    start: str = "noise",
+    out: str | Path | None = None,
+    progress: bool = True,
+    data_path: str | None = None,
+) -> Path:
+    """n Markov chains over time, one per row, from noise or from test images (``start``);
+    columns are the states after 0, 1, 3, ... ``steps`` transitions. Returns the PNG's path."""
+    _positive(n, "n")
+    _positive(steps, "--steps")
+    if start not in ("noise", "test"):
+        raise ConfigError(f"a chain starts from noise or test, not {start!r}")
+    opened = open_run(run, data_path=data_path)
+    model = opened.model
+    generator = torch.Generator().manual_seed(seed)
+    first = (
+        require_chain(model).chain_start(n, generator=generator)
+        if start == "noise"
+        else test_images(opened, n, seed)
+    )
+    record = snapshot_steps(steps)
+    _, states = run_chain(
+        model, first, steps, generator=generator, record=record, progress=progress
+    )
+    tiles = torch.stack([states[s] for s in record], dim=1).flatten(0, 1)  # chain-major
+    path = out or opened.run.samples / f"chain-{start}-seed{seed}-steps{steps}.png"
+    return save_grid(tiles, path, ncol=len(record))
 
 
 def test_images(opened: OpenRun, n: int, seed: int) -> torch.Tensor:

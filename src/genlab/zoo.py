@@ -34,6 +34,8 @@ class ZooEntry:
     finetune: bool = False  # also run the short fine-tuning comparison (encoder families)
 
 
+RBM_TRAIN = {"batch_size": 100, "lr": 1e-3, "weight_decay": 1e-4}  # as configs/rbm_fashion.yaml
+
 ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("vae", 0.13, {"encoder": "mlp", "hidden": [400], "latent_dim": 20}),
     ZooEntry("ae", 0.07, {"encoder": "conv", "channels": [32, 64], "code_dim": 20}, finetune=True),
@@ -60,6 +62,12 @@ ZOO: tuple[ZooEntry, ...] = (
         0.17,
         {"architecture": "dcgan", "latent_dim": 64, "channels": [64, 128]},
         {"batch_size": 64},
+    ),
+    ZooEntry(
+        "rbm",
+        0.05,
+        {"hidden": 500, "cd_k": 1, "persistent": True, "chains": 100},
+        RBM_TRAIN,
     ),
 )
 EVAL_SHARE = 1.0 - sum(entry.share for entry in ZOO)  # evaluation and report

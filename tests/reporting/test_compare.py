@@ -14,12 +14,12 @@ from genlab.models import MODELS
 from genlab.reporting.claims import RunSummary, check_claims
 from genlab.zoo import parse_budget, plan
 
-ZOO_FAMILIES = "vae,ae,gan"
+ZOO_FAMILIES = "vae,ae,gan,rbm"
 
 
 @pytest.fixture(scope="module")
 def zoo_report(tmp_path_factory):
-    """A tiny zoo on digits (three families, a 15 s training budget) and its report."""
+    """A tiny zoo on digits (four families, a 20 s training budget) and its report."""
     root = tmp_path_factory.mktemp("zoo")
     code = main(
         [
@@ -44,7 +44,7 @@ def test_zoo_report_holds_every_run_metric_and_image(zoo_report):
     report = (zoo_report / "report" / "report.md").read_text()
     html = (zoo_report / "report" / "index.html").read_text()
     runs = sorted(p.name for p in (zoo_report / "runs").glob("0*"))
-    assert len(runs) == 3
+    assert len(runs) == 4
     for name in runs:
         assert name in report and name in html
         assert (zoo_report / "report" / "images" / f"{name}-samples.png").exists() or "ae" in name
@@ -56,6 +56,12 @@ def test_zoo_report_holds_every_run_metric_and_image(zoo_report):
     for metric in ("nll_iwae_k1000", f"fd_cnn_{n}", f"kid_cnn_{n}", f"precision_cnn_k3_{n}"):
         assert metric in report
     assert "| a VAE only maximises a lower bound |" in report
+    rbm = next(name for name in runs if name.endswith("-rbm"))
+    assert (zoo_report / "report" / "images" / f"{rbm}-chains.png").exists()
+    assert f"images/{rbm}-chains.png" in html
+    for claim in ("a Boltzmann machine's likelihood can only be estimated", "mixes slowly"):
+        line = next(x for x in report.splitlines() if claim in x)
+        assert "not measured" not in line
     assert (zoo_report / "report" / "images" / "curves.png").exists()
     assert (zoo_report / "zoo.json").exists()
     for src in ("images/curves.png", "-latent.png", "-interpolations.png"):

@@ -29,6 +29,15 @@ TINY_MODELS = {
         "model.layers=1",
         "model.head_hidden=8",
     ],
+    "rbm_pcd": ["model.name=rbm", "model.hidden=12", "model.persistent=true", "model.chains=7"],
+    "rbm_cd3": ["model.name=rbm", "model.hidden=12", "model.cd_k=3"],
+    "dae_walkback": [
+        "model.name=ae",
+        "model.hidden=[16]",
+        "model.code_dim=3",
+        "model.denoising=0.3",
+        "model.walkback=2",
+    ],
 }
 
 

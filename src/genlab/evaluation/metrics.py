@@ -26,6 +26,7 @@ from genlab.evaluation.context import EvalContext
 from genlab.models.base import (
     SupportsElbo,
     SupportsLikelihood,
+    SupportsPartitionEstimate,
     SupportsReconstruct,
     SupportsReconstructionLikelihood,
 )
@@ -69,7 +70,7 @@ def default_metrics() -> tuple[str, ...]:
     return tuple(n for n in METRICS.names_in_order() if METRICS.get(n).by_default)
 
 
-def _mean_and_sem(values: torch.Tensor) -> tuple[float, float]:
+def mean_and_sem(values: torch.Tensor) -> tuple[float, float]:
     values = values.double()
     sem = values.std().item() / math.sqrt(values.numel()) if values.numel() > 1 else 0.0
     return values.mean().item(), sem
@@ -89,6 +90,8 @@ class NegativeLogLikelihood(Metric):
         return f"{entry['value']:.2f} nats ({', '.join(spread)})"
 
     def not_applicable(self, ctx: EvalContext) -> str | None:
+        if isinstance(ctx.model, SupportsPartitionEstimate):
+            return f"the {ctx.model.family} family's likelihood needs log Z: see nll_ais"
         if not isinstance(ctx.model, SupportsLikelihood):
             return f"the {ctx.model.family} family defines no likelihood"
         return None
@@ -105,7 +108,7 @@ class NegativeLogLikelihood(Metric):
             if result.stderr is not None:
                 mc_var.append(result.stderr.double().square())
         nll = torch.cat(values)
-        mean, sem_images = _mean_and_sem(nll)
+        mean, sem_images = mean_and_sem(nll)
         name = {"exact": "nll_exact", "iwae_bound": f"nll_iwae_k{cfg.iwae_k}"}.get(
             kind, f"nll_{kind}"
         )
@@ -146,7 +149,7 @@ class Elbo(Metric):
             for key in parts:
                 parts[key].append(terms[key].double())
         elbo = torch.cat(parts["elbo"])
-        mean, sem = _mean_and_sem(elbo)
+        mean, sem = mean_and_sem(elbo)
         return MetricResult(
             "elbo",
             mean,
@@ -188,7 +191,7 @@ class ReconstructionError(Metric):
             squared.append((recon - x).double().square().flatten(1).mean(1))
             if isinstance(model, SupportsReconstructionLikelihood):
                 nll.append(-model.reconstruction_log_prob(x).double())
-        mse, sem = _mean_and_sem(torch.cat(squared))
+        mse, sem = mean_and_sem(torch.cat(squared))
         details: dict[str, Any] = {"stderr_images": sem, "code": "posterior mean"}
         if nll:
             details["nll_given_code_nats"] = torch.cat(nll).mean().item()

@@ -10,6 +10,7 @@ from genlab.models import autoencoder as _autoencoder  # noqa: F401  (registers 
 from genlab.models import gan as _gan  # noqa: F401  (registers "gan")
 from genlab.models import pixelcnn as _pixelcnn  # noqa: F401  (pixelcnn, gated_pixelcnn)
 from genlab.models import pixelrnn as _pixelrnn  # noqa: F401  (registers "pixelrnn")
+from genlab.models import rbm as _rbm  # noqa: F401  (registers "rbm")
 from genlab.models import vae as _vae  # noqa: F401  (registers "vae")
 from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood, Phase
 from genlab.models.registry import MODELS

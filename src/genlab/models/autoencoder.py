@@ -6,6 +6,13 @@ reconstruction error: binary cross-entropy for binarised data, squared error for
 (``loss: auto``). With ``denoising`` > 0 the input is corrupted during training (each pixel
 zeroed with that probability, Vincent et al. 2008) while the target stays clean. A plain
 autoencoder has no prior over codes, so it cannot sample and defines no likelihood.
+
+A denoising autoencoder with a Bernoulli decoder (``loss: bce``) defines a Markov chain:
+corrupt x, then draw x' ~ p(x | corrupted x) from the decoder. Its stationary distribution
+estimates the data distribution (Bengio et al. 2013, "Generalized Denoising Auto-Encoders as
+Generative Models"). ``walkback`` > 0 trains on that many further corruptions of the chain's
+own samples, each reconstructing the original x (the walk-back procedure of the same paper),
+which removes spurious modes far from the data.
 """
 
 from __future__ import annotations
@@ -33,12 +40,17 @@ class AEConfig(ModelConfig):
     loss: Literal["auto", "bce", "mse"] = "auto"  # auto: bce for binary data, mse for grey levels
     output: Literal["sigmoid", "identity"] = "sigmoid"  # identity: a purely linear decoder map
     denoising: float = 0.0  # probability of zeroing each input pixel during training
+    walkback: int = 0  # extra corrupt-and-sample steps per example (denoising chains)
 
     def __post_init__(self) -> None:
         if self.code_dim < 1:
             raise ConfigError(f"model.code_dim must be >= 1, got {self.code_dim}")
         if not 0.0 <= self.denoising < 1.0:
             raise ConfigError(f"model.denoising must be in [0, 1), got {self.denoising}")
+        if self.walkback < 0:
+            raise ConfigError(f"model.walkback must be >= 0, got {self.walkback}")
+        if self.walkback and self.denoising == 0:
+            raise ConfigError("model.walkback needs model.denoising > 0 (it walks a corruption)")
         if self.output == "identity" and self.loss == "bce":
             raise ConfigError("model.loss bce needs model.output sigmoid (it takes logits)")
         if (
@@ -63,6 +75,11 @@ class Autoencoder(GenerativeModel):
         if config.loss == "auto":
             binary = data_info.levels == 2 and config.output == "sigmoid"
             self.loss_kind = "bce" if binary else "mse"
+        if config.walkback and self.loss_kind != "bce":
+            raise ConfigError(
+                "model.walkback samples from the decoder's Bernoulli p(x|corrupted x): it needs "
+                "model.loss=bce (binarised data)"
+            )
         shape = data_info.shape
         self.encoder = ENCODERS.get(config.encoder)(
             shape, config.hidden, config.channels, config.code_dim
@@ -108,9 +125,51 @@ class Autoencoder(GenerativeModel):
         *,
         generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
-        x_in = x
-        if self.training and self.config.denoising > 0:
-            keep = torch.rand(x.shape, generator=generator) >= self.config.denoising
-            x_in = x * keep
-        error = self.reconstruction_error(x, x_in).mean()
-        return {"loss": error, f"recon_{self.loss_kind}": error}
+        if not (self.training and self.config.denoising > 0):
+            error = self.reconstruction_error(x).mean()
+            return {"loss": error, f"recon_{self.loss_kind}": error}
+        x_in = self.corrupt(x, generator)
+        errors = [self.reconstruction_error(x, x_in).mean()]
+        for _ in range(self.config.walkback):
+            with torch.no_grad():
+                x_in = self.corrupt(self._sample_given(x_in, generator), generator)
+            errors.append(self.reconstruction_error(x, x_in).mean())
+        error = torch.stack(errors).mean()
+        terms = {"loss": error, f"recon_{self.loss_kind}": errors[0]}
+        if len(errors) > 1:
+            terms["walkback_recon"] = torch.stack(errors[1:]).mean()
+        return terms
+
+    # -- the denoising Markov chain ----------------------------------------------------------
+    def corrupt(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Masking noise: each pixel zeroed with probability ``model.denoising``."""
+        keep = torch.rand(x.shape, generator=generator) >= self.config.denoising
+        return x * keep
+
+    def _sample_given(self, x_in: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        p = torch.sigmoid(self._decoder_output(self.encode(x_in)))
+        return (torch.rand(p.shape, generator=generator, dtype=p.dtype) < p).to(p.dtype)
+
+    def chain_not_available(self) -> str | None:
+        if self.config.denoising == 0:
+            return (
+                "this autoencoder was trained without corruption (model.denoising=0), so it "
+                "defines no corrupt-and-reconstruct chain; train one with model.denoising > 0"
+            )
+        if self.loss_kind != "bce":
+            return (
+                "the chain draws from the decoder's Bernoulli p(x|corrupted x); this "
+                "autoencoder was trained with squared error: use model.loss=bce on binarised data"
+            )
+        return None
+
+    def chain_start(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images of Bernoulli(0.5) noise."""
+        shape = (n, *self.data_info.shape)
+        return (torch.rand(shape, generator=generator) < 0.5).float()
+
+    def chain_step(
+        self, x: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Corrupt x as in training, then draw x' ~ p(x | corrupted x)."""
+        return self._sample_given(self.corrupt(x, generator), generator)

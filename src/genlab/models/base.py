@@ -43,6 +43,7 @@ class Traits:
     encoder: bool = False  # maps images to codes (features for probes and fine-tuning)
     variational: bool = False  # q(z|x) fitted by variational inference: codes are posteriors
     adversarial: bool = False  # trained against a discriminator (an implicit density)
+    markov_chain: bool = False  # samples are drawn by running a Markov chain (RBM, DAE)
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,40 @@ class SupportsSample(Protocol):
     def sample(
         self, n: int, *, generator: torch.Generator | None = None, progress: bool = False
     ) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class SupportsMarkovChain(Protocol):
+    """A Markov chain on images: ``chain_start`` draws n starting images from noise,
+    ``chain_step`` takes one transition (a Gibbs sweep; corrupt-then-sample for a denoising
+    autoencoder). ``chain_not_available`` says why this instance cannot run one (e.g. an
+    autoencoder trained without corruption), or None."""
+
+    def chain_not_available(self) -> str | None: ...
+
+    def chain_start(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor: ...
+
+    def chain_step(
+        self, x: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class SupportsPartitionEstimate(Protocol):
+    """An energy-based model: its free energy F(x) (p(x) = exp(-F(x)) / Z) and an estimate of
+    log Z (AIS, see :mod:`genlab.models.boltzmann`)."""
+
+    def free_energy(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def estimate_log_partition(
+        self,
+        base_images: torch.Tensor | None,
+        *,
+        betas: int,
+        runs: int,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> Any: ...
 
 
 @runtime_checkable

@@ -24,6 +24,7 @@ IMAGE_KINDS = (
     ("reconstructions", "Reconstructions (test images above, reconstructions below)"),
     ("interpolations", "Interpolations (in the latent space)"),
     ("latent", "Latent space (2-D view, coloured by label)"),
+    ("chains", "Markov chains over time (rows: chains from test images; columns: steps)"),
 )
 
 

@@ -18,13 +18,22 @@ def build_optimizer(
     lr: float | None = None,
     betas: tuple[float, float] | None = None,
 ) -> torch.optim.Optimizer:
-    """Adam or AdamW; the fused kernel (one pass over all parameters) is used on CPU and CUDA,
-    which is several times faster than the per-tensor loop for small models. ``lr`` and
-    ``betas`` override the config's (a model phase may set its own)."""
+    """Adam, AdamW or SGD with (heavy-ball) ``train.momentum``; the fused kernel (one pass
+    over all parameters) is used on CPU and CUDA, which is several times faster than the
+    per-tensor loop for small models. ``lr`` and ``betas`` override the config's (a model
+    phase may set its own)."""
     params = [p for p in params if p.requires_grad]
+    fused = all(p.device.type in ("cpu", "cuda") for p in params)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=cfg.lr if lr is None else lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            fused=fused,
+        )
     cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
     b = betas if betas is not None else cfg.betas
-    fused = all(p.device.type in ("cpu", "cuda") for p in params)
     return cls(
         params,
         lr=cfg.lr if lr is None else lr,
