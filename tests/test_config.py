@@ -29,7 +29,7 @@ def test_yaml_file_and_resolved_dict(tmp_path):
         ("nonsense=1", "unknown key 'nonsense'"),
         ("data.binarize=sometimes", "valid values: 'dynamic', 'static', 'threshold', 'none'"),
         ("train.epochs=many", "train.epochs: expected an integer"),
-        ("train.epochs=0", "train.epochs must be >= 1"),
+        ("train.epochs=0", "train.epochs: 0 is outside the valid range [1, 1e+06]"),
         ("model.name=flow", "valid models: ae, "),
         ("model.latent=3", "unknown key 'model.latent'"),
         ("model.encoder=rnn", "valid values: 'mlp', 'conv'"),

@@ -24,6 +24,11 @@ from genlab.errors import ConfigError
 
 RUNTIME: dict[str, Any] = {"runtime": True}  # field metadata: not saved in config.json
 Binarize = Literal["dynamic", "static", "threshold", "none"]
+# Every numeric field of every config class declares its inclusive range in RANGES (a class
+# attribute); parsing rejects values outside it, NaN and infinities. Ranges rule out what
+# cannot be meant (negative rates, 1e12 epochs); memory limits are checked when building.
+Ranges = dict[str, tuple[float, float]]
+SEED_RANGE = (0, 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,15 @@ class DataConfig:
     ``none`` keeps the 256 grey levels. Validation and test splits are always fixed: static
     with ``binarize_seed`` for dynamic/static training, so numbers compare across runs.
     """
+
+    RANGES: ClassVar[Ranges] = {
+        "val_fraction": (0.0, 0.9),
+        "test_fraction": (0.01, 0.9),
+        "threshold": (0.0, 1.0),
+        "split_seed": SEED_RANGE,
+        "binarize_seed": SEED_RANGE,
+        "image_size": (1, 4096),
+    }
 
     name: str = "digits"
     path: str | None = None  # data dir for idx/cifar10 sources; the folder or .npz file otherwise
@@ -67,6 +81,28 @@ Logger = Literal["jsonl", "tensorboard", "mlflow"]
 class TrainConfig:
     """The optimisation loop (shared by every family)."""
 
+    RANGES: ClassVar[Ranges] = {
+        "epochs": (1, 1_000_000),
+        "batch_size": (1, 1_000_000),
+        "lr": (1e-12, 10.0),
+        "betas": (0.0, 0.999999),
+        "momentum": (0.0, 0.999999),
+        "weight_decay": (0.0, 10.0),
+        "warmup_steps": (0, 10**9),
+        "step_size_epochs": (1, 1_000_000),
+        "step_gamma": (1e-6, 1.0),
+        "grad_clip": (1e-9, 1e9),
+        "early_stopping_patience": (1, 1_000_000),
+        "checkpoint_every": (1, 1_000_000),
+        "checkpoint_every_steps": (1, 10**12),
+        "checkpoint_every_minutes": (0.01, 10**6),
+        "sample_every": (0, 1_000_000),
+        "seed": SEED_RANGE,
+        "threads": (1, 4096),
+        "max_steps": (1, 10**12),
+        "max_seconds": (0.001, 10**9),
+    }
+
     epochs: int = 10
     batch_size: int = 128
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
@@ -81,6 +117,8 @@ class TrainConfig:
     grad_clip: float | None = None  # max global grad norm
     early_stopping_patience: int | None = None  # epochs without validation improvement
     checkpoint_every: int = 1  # epochs between training-state checkpoints
+    checkpoint_every_steps: int | None = None  # also every this many optimisation steps
+    checkpoint_every_minutes: float | None = None  # also every this many minutes of training
     sample_every: int = 1  # epochs between sample grids in samples/ (0: never; last one always)
     seed: int = 0
     loggers: tuple[Logger, ...] = ("jsonl",)  # experiment tracking: jsonl, tensorboard, mlflow
@@ -119,6 +157,24 @@ class TrainConfig:
 class EvalConfig:
     """The evaluation protocol; metric names carry these settings (``nll_iwae_k1000``,
     ``fd_cnn_10k``, ``precision_cnn_k3_10k``, ``probe_logreg_acc_n1000``)."""
+
+    RANGES: ClassVar[Ranges] = {
+        "iwae_k": (1, 1_000_000),
+        "batch_size": (1, 1_000_000),
+        "seed": SEED_RANGE,
+        "max_images": (1, 10**9),
+        "num_samples": (1, 10_000_000),
+        "pr_k": (1, 1000),
+        "dc_k": (1, 1000),
+        "kid_subsets": (1, 100_000),
+        "kid_subset_size": (2, 1_000_000),
+        "probe_labels": (1, 10**8),
+        "speed_samples": (1, 1_000_000),
+        "ais_betas": (3, 10**7),
+        "ais_runs": (1, 1_000_000),
+        "chain_steps": (1, 10**7),
+        "chain_samples": (1, 1_000_000),
+    }
 
     metrics: tuple[str, ...] | None = None  # None: every metric the registry runs by default
     iwae_k: int = 1000
@@ -170,6 +226,7 @@ class ModelConfig:
     """
 
     family: ClassVar[str] = ""
+    RANGES: ClassVar[Ranges] = {}  # every numeric field's inclusive [low, high]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ message names the offending key and lists what is valid.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -34,12 +35,27 @@ def parse_dataclass(cls: type[T], data: Any, where: str) -> T:
         )
     hints = get_type_hints(cls)
     kwargs = {name: _coerce(hints[name], value, _join(where, name)) for name, value in data.items()}
+    ranges = getattr(cls, "RANGES", {})
+    for name, value in kwargs.items():
+        if name in ranges:
+            _check_range(value, ranges[name], _join(where, name))
     try:
         return cls(**kwargs)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where or 'config'}: {exc}") from None
+
+
+def _check_range(value: Any, bounds: tuple[float, float], where: str) -> None:
+    """Every number in ``value`` (a number, a list of numbers or None) lies in ``bounds``."""
+    low, high = bounds
+    for item in value if isinstance(value, tuple) else (value,):
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            if not low <= item <= high:
+                raise ConfigError(
+                    f"{where}: {item!r} is outside the valid range [{low:g}, {high:g}]"
+                )
 
 
 def _join(where: str, key: str) -> str:
@@ -85,11 +101,13 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             return int(value)
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}: expected a finite number, got {value!r}")
             return float(value)
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if hint is str:
@@ -134,7 +152,9 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
     if not all(keys):
         raise ConfigError(f"override {assignment!r} has an empty key; write e.g. train.epochs=5")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = parse_yaml(raw) if raw.strip() else ""
+    except RecursionError:
+        raise ConfigError(f"override {assignment!r}: value nests too deeply") from None
     except yaml.YAMLError as exc:
         raise ConfigError(
             f"override {assignment!r}: value is not valid YAML ({_one_line(exc)})"
@@ -165,14 +185,80 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; 1 MiB is not a config
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, minus what a config never needs and an attacker can abuse:
+    duplicate keys in a mapping are errors (YAML would keep the last silently), and anchors
+    and aliases (``&a`` / ``*a``, the "billion laughs" expansion) are refused."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise ConfigError(
+                f"YAML aliases (*name) are not accepted in a config (line {mark.line + 1}); "
+                "write the values out"
+            )
+        event = self.peek_event()
+        if getattr(event, "anchor", None) is not None:
+            raise ConfigError(
+                f"YAML anchors (&name) are not accepted in a config (line "
+                f"{event.start_mark.line + 1}); write the values out"
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise ConfigError(
+                    f"line {key_node.start_mark.line + 1}: a mapping key must be a plain "
+                    "word or number"
+                )
+            if key in seen:
+                raise ConfigError(
+                    f"key {key!r} appears twice in one mapping (line "
+                    f"{key_node.start_mark.line + 1}); keep one"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text through the strict loader (no duplicate keys, no aliases)."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506  (a SafeLoader subclass)
+
+
 def load_yaml(path: str) -> dict[str, Any]:
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file {path!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path!r} is a directory; give a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path!r} cannot be read: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path!r} is over 1 MiB; a genlab config is a few lines")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path!r} is not UTF-8 text (byte {exc.start}); give a YAML file"
+        ) from None
+    if "\x00" in text:
+        raise ConfigError(f"config file {path!r} holds NUL bytes; give a YAML text file")
+    try:
+        data = parse_yaml(text)
+    except ConfigError as exc:
+        raise ConfigError(f"config file {path!r}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path!r} is not valid YAML: {_one_line(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path!r} nests too deeply to be a config") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

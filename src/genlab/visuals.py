@@ -23,10 +23,12 @@ from genlab.models.base import (
 )
 from genlab.models.markov import require_chain, run_chain, snapshot_steps
 from genlab.reporting.plots import latent_scatter
+from genlab.resources import require_fits
 from genlab.runs import OpenRun, RunDir, open_run
 
 Run = OpenRun | RunDir | str | Path
 LATENT_POINTS = 2000  # test images shown in the latent-space view
+IMAGE_COPIES = 8  # float32 copies of a batch of images a sampler and the grid may hold at once
 
 
 def _positive(value: int, what: str) -> None:
@@ -50,6 +52,11 @@ def sample(
     _positive(n, "n")
     opened = open_run(run)
     model = opened.model
+    require_fits(
+        IMAGE_COPIES * 4 * n * model.data_info.num_dims,
+        f"drawing {n:,} samples",
+        "ask for fewer with -n (a grid of 64 is the default)",
+    )
     generator = torch.Generator().manual_seed(seed)
     if steps is not None:
         _positive(steps, "--steps")

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from genlab.config import EvalConfig
 from genlab.evaluation.feature_net import FeatureNet, load_or_train_feature_net
 from genlab.models.base import DataInfo, GenerativeModel, SupportsSample
+from genlab.resources import require_fits
 
 SAMPLE_BATCH = 500  # images per call to model.sample when drawing the evaluation samples
 
@@ -95,6 +96,11 @@ class EvalContext:
         def draw() -> tuple[torch.Tensor, float]:
             model = cast(SupportsSample, self.model)  # only metrics for samplers ask for samples
             generator, n, chunks = self.generator(), self.num_samples, []
+            require_fits(
+                8 * n * self.info.num_dims,  # the samples as float32, and their binarised copy
+                f"eval.num_samples={n:,} samples",
+                "lower eval.num_samples",
+            )
             start = time.perf_counter()
             sizes = [min(SAMPLE_BATCH, n - s) for s in range(0, n, SAMPLE_BATCH)]
             with torch.no_grad():

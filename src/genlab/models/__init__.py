@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
+
 from genlab.config import ModelConfig
 from genlab.models import autoencoder as _autoencoder  # noqa: F401  (registers "ae")
 from genlab.models import gan as _gan  # noqa: F401  (registers "gan")
@@ -20,13 +22,34 @@ from genlab.models.run_config import (
     run_config_from_dict,
     run_config_to_dict,
 )
+from genlab.resources import require_fits
 
 
 def build_model(model: ModelConfig | Mapping[str, Any], data_info: DataInfo) -> GenerativeModel:
     """Instantiate the family of a typed model config (or of a ``{"name": ..., ...}`` mapping)
     for data of the given shape/levels."""
     config = parse_model_config(model)
-    return MODELS.get(config.family)(config, data_info)
+    family = MODELS.get(config.family)
+    _check_size(family, config, data_info)
+    return family(config, data_info)
+
+
+def _check_size(family: type[GenerativeModel], config: ModelConfig, info: DataInfo) -> None:
+    """Refuse, before allocating, a model whose training state cannot fit in memory: the
+    family is built on the meta device (shapes only; every family must build there, which
+    the contract tests check)."""
+    with torch.device("meta"):
+        sized = family(config, info)
+    weights = sum(t.numel() * t.element_size() for t in (*sized.parameters(), *sized.buffers()))
+    require_fits(
+        TRAINING_COPIES * weights,
+        f"a {config.family} model of {sum(p.numel() for p in sized.parameters()):,} parameters "
+        "(weights, gradients and two optimiser moments)",
+        "choose smaller model sizes (model.hidden, model.channels, ...)",
+    )
+
+
+TRAINING_COPIES = 4  # weights, gradients and Adam's two moments
 
 
 __all__ = [

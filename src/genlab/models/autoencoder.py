@@ -18,12 +18,12 @@ which removes spurious modes far from the data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 
-from genlab.config import ModelConfig
+from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo, GenerativeModel, Traits
 from genlab.models.layers import DECODERS, ENCODERS
@@ -32,6 +32,13 @@ from genlab.models.registry import MODELS
 
 @dataclass(frozen=True)
 class AEConfig(ModelConfig):
+    RANGES: ClassVar[Ranges] = {
+        "hidden": (1, 100_000),
+        "channels": (1, 4096),
+        "code_dim": (1, 100_000),
+        "denoising": (0.0, 0.99),
+        "walkback": (0, 100),
+    }
     encoder: Literal["linear", "mlp", "conv"] = "mlp"
     decoder: Literal["linear", "mlp", "conv"] | None = None  # None: same as encoder
     hidden: tuple[int, ...] = (400,)  # mlp: hidden widths, encoder order (decoder mirrors)

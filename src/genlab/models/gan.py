@@ -31,14 +31,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from genlab.config import ModelConfig
+from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo, GenerativeModel, Phase, Traits
 from genlab.models.gan_nets import (
@@ -52,6 +52,17 @@ from genlab.models.registry import MODELS
 
 @dataclass(frozen=True)
 class GANConfig(ModelConfig):
+    RANGES: ClassVar[Ranges] = {
+        "latent_dim": (1, 100_000),
+        "channels": (1, 4096),
+        "hidden": (1, 100_000),
+        "gp_weight": (0.0, 1e6),
+        "ema_decay": (0.0, 0.999999),
+        "n_critic": (1, 100),
+        "d_lr": (1e-12, 10.0),
+        "g_lr": (1e-12, 10.0),
+        "betas": (0.0, 0.999999),
+    }
     architecture: Literal["dcgan", "mlp"] = "dcgan"
     latent_dim: int = 64
     channels: tuple[int, ...] = (64, 128)  # dcgan: discriminator widths per stride-2 layer

@@ -23,12 +23,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.config import Ranges
+
+# the ranges of the size keys the autoregressive families share
+AUTOREGRESSIVE_RANGES: Ranges = {
+    "channels": (1, 4096),
+    "kernel": (1, 31),
+    "first_kernel": (1, 31),
+    "head_hidden": (1, 100_000),
+}
+
 MaskType = Literal["A", "B"]
 
 
 def channel_groups(n: int, data_channels: int) -> torch.Tensor:
     """Colour group of each of ``n`` channels: contiguous, nearly equal blocks, (n,)."""
-    return torch.arange(n) * data_channels // n
+    return torch.arange(n, device="cpu") * data_channels // n  # structure: on the CPU
 
 
 def gate_groups(n: int, data_channels: int, chunks: int) -> torch.Tensor:
@@ -49,7 +59,7 @@ def build_mask(
     after it closed, and the centre tap connects by colour group (``<`` for A, ``<=`` for B)."""
     kh, kw = kernel
     cr, cc = centre
-    mask = torch.zeros(len(out_groups), len(in_groups), kh, kw)
+    mask = torch.zeros(len(out_groups), len(in_groups), kh, kw, device=out_groups.device)
     mask[:, :, :cr, :] = 1
     mask[:, :, cr, :cc] = 1
     og, ig = out_groups[:, None], in_groups[None, :]
@@ -95,12 +105,15 @@ class MaskedConv2d(nn.Module):
             out_groups = channel_groups(out_channels, data_channels)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kh, kw))
         self.bias = nn.Parameter(torch.zeros(out_channels))
-        mask = build_mask(out_groups, in_groups, kernel, self.centre, mask_type)
-        self.register_buffer("mask", mask, persistent=False)
         self.frozen: torch.Tensor | None = None  # weight * mask, held fixed while sampling
         self.frozen_matrix: torch.Tensor | None = None  # the same as (in * kh * kw, out)
-        fan_in = max(1.0, mask.sum(dim=(1, 2, 3)).mean().item())  # open taps per output
-        nn.init.normal_(self.weight, std=(1.0 / fan_in) ** 0.5)
+        if self.weight.is_meta:  # sizing only (see genlab.models.build_model): shapes, no values
+            self.register_buffer("mask", torch.empty_like(self.weight), persistent=False)
+        else:
+            mask = build_mask(out_groups, in_groups, kernel, self.centre, mask_type)
+            self.register_buffer("mask", mask.to(self.weight.device), persistent=False)
+            fan_in = max(1.0, mask.sum(dim=(1, 2, 3)).mean().item())  # open taps per output
+            nn.init.normal_(self.weight, std=(1.0 / fan_in) ** 0.5)
         # (left, right, top, bottom) zero padding that aligns the centre tap with the output
         self.padding = (cc, kw - 1 - cc, cr, kh - 1 - cr)
 
@@ -205,7 +218,9 @@ class OutputHead(nn.Module):
             hidden,
             out,
             data_channels,
-            out_groups=torch.arange(data_channels).repeat_interleave(self.params_per_channel),
+            out_groups=torch.arange(data_channels, device="cpu").repeat_interleave(
+                self.params_per_channel
+            ),
         )
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:

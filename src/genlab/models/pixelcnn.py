@@ -18,17 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import ClassVar, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.config import ModelConfig
+from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
 from genlab.models.ar_sampling import ARCache, AutoregressiveModel
 from genlab.models.base import DataInfo
 from genlab.models.masked import (
+    AUTOREGRESSIVE_RANGES,
     MaskedConv2d,
     OutputHead,
     PointwiseMasked,
@@ -59,6 +60,7 @@ def _check_channels(channels: int, head: int, data_info: DataInfo) -> None:
 
 @dataclass(frozen=True)
 class PixelCNNConfig(ModelConfig):
+    RANGES: ClassVar[Ranges] = {**AUTOREGRESSIVE_RANGES, "blocks": (1, 1000)}
     channels: int = 32  # h: residual blocks carry 2h features, their k x k conv h
     blocks: int = 4
     kernel: int = 3
@@ -120,6 +122,7 @@ class PixelCNN(AutoregressiveModel):
 
 @dataclass(frozen=True)
 class GatedPixelCNNConfig(ModelConfig):
+    RANGES: ClassVar[Ranges] = {**AUTOREGRESSIVE_RANGES, "layers": (1, 1000)}
     channels: int = 32  # features of each stack
     layers: int = 5
     kernel: int = 3

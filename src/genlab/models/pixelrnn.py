@@ -24,17 +24,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import ClassVar, Literal, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.config import ModelConfig
+from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
 from genlab.models.ar_sampling import ARCache, AutoregressiveModel
 from genlab.models.base import DataInfo
 from genlab.models.masked import (
+    AUTOREGRESSIVE_RANGES,
     MaskedConv2d,
     OutputHead,
     PointwiseMasked,
@@ -46,6 +47,7 @@ from genlab.models.registry import MODELS
 
 @dataclass(frozen=True)
 class PixelRNNConfig(ModelConfig):
+    RANGES: ClassVar[Ranges] = {**AUTOREGRESSIVE_RANGES, "layers": (1, 1000)}
     channels: int = 32  # hidden features of every LSTM layer
     layers: int = 2
     lstm: Literal["row", "diagonal"] = "row"  # Row LSTM or Diagonal BiLSTM layers

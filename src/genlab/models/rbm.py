@@ -15,12 +15,13 @@ Grey-level data are not supported (a Gaussian–Bernoulli RBM is not part of gen
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.config import ModelConfig
+from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo, GenerativeModel, Traits
 from genlab.models.boltzmann import (
@@ -37,6 +38,13 @@ from genlab.models.registry import MODELS
 
 @dataclass(frozen=True)
 class RBMConfig(ModelConfig):
+    RANGES: ClassVar[Ranges] = {
+        "hidden": (1, 100_000),
+        "cd_k": (1, 100_000),
+        "chains": (1, 1_000_000),
+        "sample_steps": (1, 10**7),
+        "init_std": (1e-6, 10.0),
+    }
     hidden: int = 500
     cd_k: int = 1  # Gibbs sweeps per negative phase
     persistent: bool = False  # PCD: negative chains persist across updates

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 from torch import nn
 
-from genlab.config import ModelConfig
+from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood, Traits
 from genlab.models.distributions import LIKELIHOODS, DiagonalGaussian
@@ -31,6 +31,14 @@ IWAE_CHUNK_ROWS = 4096
 
 @dataclass(frozen=True)
 class VAEConfig(ModelConfig):
+    RANGES: ClassVar[Ranges] = {
+        "hidden": (1, 100_000),
+        "channels": (1, 4096),
+        "latent_dim": (1, 100_000),
+        "train_k": (1, 100_000),
+        "beta": (0.0, 1e6),
+        "kl_warmup_steps": (0, 10**9),
+    }
     encoder: Literal["mlp", "conv"] = "mlp"
     decoder: Literal["mlp", "conv"] | None = None  # None: same as encoder
     hidden: tuple[int, ...] = (400,)  # mlp: hidden widths, encoder order (decoder mirrors)
