@@ -106,7 +106,7 @@ def test_resume_rejects_changed_settings(tmp_path, tiny_overrides, capsys):
     sets = [x for o in tiny_overrides for x in ("--set", o)]
     assert run_cli(["train", *sets, "--set", "train.epochs=1"], capsys)[0] == 0
     run = only_run(tmp_path)
-    code, _, err = run_cli(["train", "--resume", run, "--set", "train.lr=0.1"], capsys)
+    code, _, err = run_cli(["train", "--resume", run, "--set", "train.batch_size=7"], capsys)
     assert code == 2 and "only train.epochs" in err
 
 

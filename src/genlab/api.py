@@ -30,6 +30,7 @@ from genlab.evaluation.runner import evaluate as evaluate_model
 from genlab.models import DataInfo, build_model, load_run_config
 from genlab.representation import embed, finetune, probe
 from genlab.runs import EVAL_OVERRIDES, OpenRun, RunDir, check_loggers, open_run, run_callbacks
+from genlab.runs.guard import remove_stale_outputs, training_lock, trim_metrics
 from genlab.training.callbacks import Checkpointer
 from genlab.training.checkpoint import latest_checkpoint, load_state, remove_stale_temporaries
 from genlab.training.trainer import Trainer
@@ -44,6 +45,14 @@ RESUME_OVERRIDABLE = (
     "train.loggers",
     "train.progress",
     "train.threads",
+    # after a divergence: a lower rate or clipping from the last good checkpoint (the run is
+    # then no longer bitwise the uninterrupted one, which is the point)
+    "train.lr",
+    "train.grad_clip",
+    "train.checkpoint_every",
+    "train.checkpoint_every_steps",
+    "train.checkpoint_every_minutes",
+    "train.sample_every",
 )
 
 
@@ -122,7 +131,8 @@ def train(config: RunConfig, *, progress: bool | None = None) -> RunDir:
         threads=torch.get_num_threads(),
         status="training",
     )
-    _fit(run, _trainer(model, data, config, run))
+    with training_lock(run):
+        _fit(run, _trainer(model, data, config, run))
     return run
 
 
@@ -136,22 +146,28 @@ def resume(run: Run, overrides: Sequence[str] = (), *, progress: bool | None = N
         base=("train.max_steps=null", "train.max_seconds=null"),
     )
     folder = opened.run
-    remove_stale_temporaries(folder.checkpoints)
-    checkpoint = latest_checkpoint(folder.checkpoints)
-    if checkpoint is None:
-        raise RunError(
-            f"{folder.path} has no checkpoint to resume from (training stopped before the first "
-            "one was written); start a new run with `genlab train --config ...`"
-        )
-    config = _with_progress(opened.config, progress)
-    data, model = _prepare(config)
-    trainer = _trainer(model, data, config, folder)
-    trainer.load_state_dict(load_state(checkpoint))
-    for callback in trainer.callbacks:
-        if isinstance(callback, Checkpointer):
-            callback.last = checkpoint  # what a divergence message points back to
-    folder.write_config(config)
-    _fit(folder, trainer)
+    with training_lock(folder):
+        checkpoint = latest_checkpoint(folder.checkpoints)
+        if checkpoint is None:
+            raise RunError(
+                f"{folder.path} has no checkpoint to resume from (training stopped before the "
+                "first one was written); start a new run with `genlab train --config ...`"
+            )
+        config = _with_progress(opened.config, progress)
+        data, model = _prepare(config)
+        trainer = _trainer(model, data, config, folder)
+        state = load_state(checkpoint)
+        trainer.load_state_dict(state)
+        for callback in trainer.callbacks:
+            if isinstance(callback, Checkpointer):
+                callback.last = checkpoint  # what a divergence message points back to
+        # what a killed process left behind: temporaries, log records past the checkpoint,
+        # and results of the weights that training now changes
+        remove_stale_temporaries(folder.checkpoints)
+        trim_metrics(folder, int(state["progress"]["step"]))
+        remove_stale_outputs(folder)
+        folder.write_config(config)
+        _fit(folder, trainer)
     return folder
 
 

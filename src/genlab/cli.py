@@ -8,6 +8,7 @@ User mistakes (bad config keys or values, bad data files, missing runs) print on
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -149,6 +150,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# the machine failing, not the input: exit status 1 (2 is for what the user can fix)
+MACHINE_ERRORS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.ENOMEM})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -159,6 +164,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GenlabError as exc:
         print(f"genlab: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path the user gave that cannot be used, or a full disk
+        where = f" {exc.filename}" if exc.filename else ""
+        machine = exc.errno in MACHINE_ERRORS
+        verb = "cannot write" if machine else "cannot use"
+        print(f"genlab: error: {verb}{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1 if machine else 2
     except KeyboardInterrupt:
         print(
             "genlab: interrupted; a run can be continued with `genlab train --resume RUN`",
@@ -186,6 +197,15 @@ def _train(args: argparse.Namespace) -> int:
             overrides.append(f"runs_dir={args.runs_dir}")
         run = api.train(api.load_config(args.config, overrides), progress=progress)
     print(f"run: {run.path}")
+    status = str(run.info().get("status", ""))
+    for name, code in (("sigint", 130), ("sigterm", 143)):
+        if status == f"interrupted ({name})":
+            print(
+                f"genlab: stopped by {name.upper()} with a checkpoint; continue with "
+                f"`genlab train --resume {run.path}`",
+                file=sys.stderr,
+            )
+            return code
     if args.eval:
         _print_eval(api.evaluate(run, progress=not args.no_progress))
     return 0

@@ -112,7 +112,7 @@ def test_early_stopping_exports_the_best_weights(tiny_overrides, monkeypatch):
 
 
 def test_a_time_budget_stops_training_and_exports_the_weights(tiny_overrides):
-    run = api.train(load_run_config(None, [*tiny_overrides, "train.max_seconds=1e-9"]))
+    run = api.train(load_run_config(None, [*tiny_overrides, "train.max_seconds=0.001"]))
     info = run.info()
     assert info["status"] == "interrupted (max_seconds)" and info["steps"] == 1
     assert run.model_path.exists()

@@ -14,19 +14,29 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
+from genlab.data.images import MAX_ARRAY_BYTES, byte_size
 from genlab.errors import DataError
 from genlab.fileio import atomic_path
 
 TIMEOUT_S = 60.0  # per socket operation (connect, each read)
 _BLOCK = 1 << 16
+_INFLATE_BLOCK = 1 << 20
+MAX_DOWNLOAD_BYTES = MAX_ARRAY_BYTES  # received, and inflated when hashed gunzipped
 
 
 def _sha256_gunzipped(path: Path, url: str) -> str:
-    digest = hashlib.sha256()
+    digest, inflated = hashlib.sha256(), 0
     try:
         with gzip.open(path, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
+            for block in iter(lambda: stream.read(_INFLATE_BLOCK), b""):
                 digest.update(block)
+                inflated += len(block)
+                if inflated > MAX_DOWNLOAD_BYTES:  # a gzip bomb: stop inflating now
+                    raise DataError(
+                        f"{url}: the downloaded file inflates to more than "
+                        f"{byte_size(MAX_DOWNLOAD_BYTES)}, so it is not the dataset file; "
+                        f"check data.mirror"
+                    )
     except (OSError, EOFError, zlib.error) as error:
         raise DataError(
             f"{url}: the downloaded file is not valid gzip data ({error}); retry, or check "
@@ -55,6 +65,11 @@ def _stream(
             leave=False,
         ) as bar:
             while block := response.read(_BLOCK):
+                if received + len(block) > MAX_DOWNLOAD_BYTES:
+                    raise DataError(
+                        f"{url}: the server sends more than {byte_size(MAX_DOWNLOAD_BYTES)}, "
+                        f"far more than any dataset file genlab downloads; check data.mirror"
+                    )
                 out.write(block)
                 digest.update(block)
                 received += len(block)

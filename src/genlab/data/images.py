@@ -7,6 +7,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+# The most bytes genlab decodes from one array of a data file (an IDX file, an .npz member):
+# a header that declares more is refused before anything is allocated or inflated.
+MAX_ARRAY_BYTES = 2 << 30
+
+
+def byte_size(count: int) -> str:
+    """``count`` bytes for a message: ``2 GiB``, ``64 MiB``, ``700 bytes``."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if count >= 1 << shift:
+            value = count / (1 << shift)
+            return f"{value:.3g} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
+    return f"{count} bytes"
+
 
 @dataclass(frozen=True)
 class ImageSet:

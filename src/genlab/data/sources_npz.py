@@ -4,22 +4,47 @@ Keys: ``x_train`` [+ ``y_train``] and optionally ``x_test`` [+ ``y_test``], or `
 [+ ``labels``] (no official test split). Image arrays are (N, H, W), (N, H, W, C) or
 (N, C, H, W) with C in {1, 3}; uint8 (integer arrays within 0..255 are accepted too) or float
 in [0, 1], stored as round(x * 255).
+Each array's .npy header is read first: object dtypes (pickles), shapes of more than
+``images.MAX_ARRAY_BYTES`` and headers that disagree with the member's size are refused
+before anything is allocated.
 """
 
 from __future__ import annotations
 
+import lzma
+import math
+import struct
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 import numpy as np
+import numpy.lib.format as npy
 
 from genlab.config import DataConfig
+from genlab.data import images
 from genlab.data.images import ImageSet
 from genlab.data.sources import Loaded, register_source, required_path
 from genlab.errors import DataError
 
 EXPECTED_KEYS = "x_train [+ y_train, x_test, y_test] or images [+ labels]"
+TRAIN_TEST_KEYS = ("x_train", "y_train", "x_test", "y_test")
+SINGLE_KEYS = ("images", "labels")
+# What reading a malformed zip or .npy member raises (zipfile, zlib, lzma, struct, numpy).
+_ZIP_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    OverflowError,
+    NotImplementedError,  # an unsupported compression method
+    RuntimeError,  # an encrypted member
+    struct.error,
+    zlib.error,
+    lzma.LZMAError,
+    zipfile.BadZipFile,
+)
 
 
 def to_nchw(array: np.ndarray, path: Path, key: str) -> np.ndarray:
@@ -78,35 +103,98 @@ def _image_set(arrays: Mapping[str, np.ndarray], path: Path, x: str, y: str) -> 
     return ImageSet.from_numpy(images, labels)
 
 
-def _read(path: Path) -> dict[str, np.ndarray]:
+def _header(member: IO[bytes], where: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype a .npy member declares, checked before any data is read."""
+    version = npy.read_magic(member)
+    if version == (1, 0):
+        shape, _, dtype = npy.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, _, dtype = npy.read_array_header_2_0(member)
+    else:
+        raise DataError(f"{where}: .npy format version {version} is not supported; use 1.0 or 2.0")
+    if dtype.hasobject:
+        raise DataError(
+            f"{where} holds Python objects (dtype {dtype}), which genlab never unpickles; "
+            f"store numeric arrays (uint8 or float images, integer labels)"
+        )
+    if dtype.kind not in "iuf" or dtype.itemsize == 0:
+        raise DataError(
+            f"{where} has dtype {dtype}; expected uint8 or float in [0, 1] (integer labels)"
+        )
+    if any(d < 0 for d in shape):
+        raise DataError(f"{where}: the .npy header declares a negative shape {shape}")
+    return shape, dtype
+
+
+def _array(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, key: str) -> np.ndarray:
+    """One member's array, refused from its header alone when too big or inconsistent."""
+    where = f"{path}: {key}"
+    with archive.open(info) as member:
+        shape, dtype = _header(member, where)
+        offset = member.tell()
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > images.MAX_ARRAY_BYTES:
+        raise DataError(
+            f"{where} declares shape {shape} of {dtype} ({images.byte_size(nbytes)}), more than "
+            f"the {images.byte_size(images.MAX_ARRAY_BYTES)} genlab reads from one array; store "
+            f"fewer or smaller images (uint8 takes a quarter of float32)"
+        )
+    if info.file_size != offset + nbytes:
+        raise DataError(
+            f"{where}: the member holds {info.file_size - offset} data bytes but its header "
+            f"declares shape {shape} of {dtype} ({nbytes} bytes); the file is corrupt"
+        )
+    with archive.open(info) as member:
+        array: np.ndarray = npy.read_array(member, allow_pickle=False)
+    return array
+
+
+def _read(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The image/label arrays of the layout ``path`` holds, and every key it holds."""
+    where = str(path)
+    if path.exists() and not path.is_file():  # a FIFO or device could block or never end
+        raise DataError(f"{path}: not a regular file (data.path must name an .npz file)")
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
+        with path.open("rb") as stream:
+            magic = stream.read(6)
+        if magic == b"\x93NUMPY":
             raise DataError(
                 f"{path}: a single .npy array, not an .npz archive; save the arrays with "
                 "np.savez(path, x_train=..., y_train=...) or np.savez(path, images=...)"
             )
-        try:
-            return {key: loaded[key] for key in loaded.files}
-        finally:
-            loaded.close()
+        if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            raise DataError(
+                f"{path}: not an .npz file (no zip signature); save the arrays with np.savez"
+            )
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+            layout = TRAIN_TEST_KEYS if "x_train" in members else SINGLE_KEYS
+            arrays = {}
+            for key in (k for k in layout if k in members):
+                where = f"{path}: {key}"
+                arrays[key] = _array(archive, members[key], path, key)
+        return arrays, sorted(members)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file (data.path must name an .npz file)") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise DataError(f"{path}: not a readable .npz file without pickles ({error})") from None
+    except _ZIP_ERRORS as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(
+            f"{where}: not a readable .npz array without pickles ({reason}); save the arrays "
+            f"again with np.savez"
+        ) from None
 
 
 @register_source("npz", "images from a NumPy .npz file (data.path): x_train/x_test or images")
 def load_npz(cfg: DataConfig, progress: bool) -> Loaded:
     path = Path(required_path(cfg, "an .npz file")).expanduser()
-    arrays = _read(path)
+    arrays, keys = _read(path)
     if "x_train" in arrays:
         train = _image_set(arrays, path, "x_train", "y_train")
         test = _image_set(arrays, path, "x_test", "y_test") if "x_test" in arrays else None
     elif "images" in arrays:
         train, test = _image_set(arrays, path, "images", "labels"), None
     else:
-        found = ", ".join(sorted(arrays)) or "none"
+        found = ", ".join(keys) or "none"
         raise DataError(f"{path}: no image arrays (keys found: {found}; expected {EXPECTED_KEYS})")
     if test is not None and test.shape != train.shape:
         raise DataError(

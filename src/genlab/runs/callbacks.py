@@ -22,6 +22,7 @@ from genlab.training.callbacks import (
     JsonlLogger,
     ProgressBar,
     SampleGrids,
+    SignalStop,
     StepBudget,
     TimeBudget,
 )
@@ -96,7 +97,16 @@ def run_callbacks(run: RunDir, config: RunConfig, *, progress: bool) -> list[Cal
         callbacks.append(StepBudget(cfg.max_steps))
     if cfg.max_seconds is not None:
         callbacks.append(TimeBudget(cfg.max_seconds))
-    callbacks += [Checkpointer(run.checkpoints, cfg.checkpoint_every), RunRecorder(run)]
+    callbacks += [
+        SignalStop(),
+        Checkpointer(
+            run.checkpoints,
+            cfg.checkpoint_every,
+            cfg.checkpoint_every_steps,
+            cfg.checkpoint_every_minutes,
+        ),
+        RunRecorder(run),
+    ]
     if "mlflow" in cfg.loggers:
         callbacks.append(
             MLflowLogger(

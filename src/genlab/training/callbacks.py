@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -196,11 +198,34 @@ class EarlyStopping(Callback):
 
 class Checkpointer(Callback):
     """Training-state checkpoints in ``folder``: every ``every`` epochs, after the last epoch,
-    when training stops early or is interrupted by a budget. Put it last."""
+    when training stops early or is interrupted (a budget, a signal), and also every
+    ``every_steps`` steps and every ``every_minutes`` minutes when set. Put it last."""
 
-    def __init__(self, folder: Path, every: int) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        every: int,
+        every_steps: int | None = None,
+        every_minutes: float | None = None,
+    ) -> None:
         self.folder, self.every = Path(folder), every
+        self.every_steps, self.every_minutes = every_steps, every_minutes
         self.last: Path | None = None
+        self.saved_at = time.monotonic()
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.saved_at = time.monotonic()
+
+    def on_step_end(self, trainer: Trainer, terms: dict[str, torch.Tensor], images: int) -> None:
+        if trainer.stopping or trainer.batch >= trainer.batches_per_epoch:
+            return  # the end of fit or of the epoch saves (with the epoch's record)
+        by_steps = self.every_steps is not None and trainer.step % self.every_steps == 0
+        by_time = (
+            self.every_minutes is not None
+            and time.monotonic() - self.saved_at >= 60 * self.every_minutes
+        )
+        if by_steps or by_time:
+            self.save(trainer)
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         last = trainer.epoch == trainer.cfg.epochs or trainer.stopping
@@ -213,9 +238,44 @@ class Checkpointer(Callback):
 
     def save(self, trainer: Trainer) -> None:
         self.last = write_checkpoint(self.folder, trainer.step, trainer.state_dict())
+        self.saved_at = time.monotonic()
 
     def describe_recovery(self) -> str | None:
         return f"the last good checkpoint is {self.last}" if self.last else None
+
+
+class SignalStop(Callback):
+    """SIGINT (Ctrl-C) and SIGTERM stop training after the current step, as a budget would:
+    the Checkpointer saves and the run is marked ``interrupted (sigint)``; a second signal
+    stops at once (KeyboardInterrupt). Handlers are installed for the fit only, and only in
+    the main thread (where Python delivers signals)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.previous: dict[int, Any] = {}
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if trainer.stopping:
+                raise KeyboardInterrupt
+            trainer.request_stop(signal.Signals(signum).name.lower(), interrupt=True)
+
+        self.previous = {s: signal.signal(s, handler) for s in self.SIGNALS}
+
+    def restore(self) -> None:
+        for number, previous in self.previous.items():
+            signal.signal(number, previous)
+        self.previous = {}
+
+    def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None:
+        self.restore()
+
+    def on_diverged(self, trainer: Trainer) -> None:
+        self.restore()
 
 
 class StepBudget(Callback):

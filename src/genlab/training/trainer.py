@@ -152,6 +152,9 @@ class Trainer:
             opt.load_state_dict(state["optimizers"][name])
         for name, sched in self.schedulers.items():
             sched.load_state_dict(state["schedulers"][name])
+        for phase in self.phases:
+            if phase.lr is None:  # the phase follows train.lr, which a resume may lower
+                self._set_base_lr(phase.name, self.cfg.lr)
         progress = state["progress"]
         self.epoch, self.batch, self.step = progress["epoch"], progress["batch"], progress["step"]
         self.generator.set_state(state["rng"]["generator"])
@@ -160,6 +163,16 @@ class Trainer:
         for callback in self.callbacks:
             if callback.state_key is not None and callback.state_key in saved:
                 callback.load_state_dict(saved[callback.state_key])
+
+    def _set_base_lr(self, name: str, lr: float) -> None:
+        """Make ``lr`` the rate the schedule scales (when it differs from the checkpoint's)."""
+        optimizer, schedule = self.optimizers[name], self.schedulers[name]
+        if all(group.get("initial_lr") == lr for group in optimizer.param_groups):
+            return
+        schedule.base_lrs = [lr] * len(optimizer.param_groups)
+        factors = [f(schedule.last_epoch) for f in schedule.lr_lambdas]
+        for group, factor in zip(optimizer.param_groups, factors, strict=True):
+            group["initial_lr"], group["lr"] = lr, lr * factor
 
     # -- the loop -------------------------------------------------------------------------
     def fit(self) -> TrainResult:

@@ -1,0 +1,189 @@
+"""Crash consistency, measured: SIGKILL training at random moments, resume, repeat, and compare
+the final weights bitwise with an uninterrupted run of the same config.
+
+    python benchmarks/crash_harness.py --kills 100             # VAE, GAN and PixelCNN on digits
+    python benchmarks/crash_harness.py --kills 5 --families vae
+
+For each family it trains once without interruption, then once under fire: the first kill
+comes after the first checkpoint exists; every later kill comes at a random moment of the
+resumed process (while it imports, loads, trains or writes a checkpoint: checkpoints are
+written every 2 steps, so many kills land inside a write). After each kill it counts corrupt
+checkpoints (files that do not load), then resumes with `genlab train --resume`. At the end it
+reports orphaned temporary files, duplicate metric records and whether every weight tensor
+equals the uninterrupted run's. Both runs use one thread, so the arithmetic is the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+
+from genlab.errors import RunError
+from genlab.fileio import TMP_SUFFIX
+from genlab.training.checkpoint import load_state
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import save  # noqa: E402
+
+COMMON = [
+    "data.name=digits",
+    "train.threads=1",
+    "train.progress=false",
+    "train.checkpoint_every_steps=2",
+    "train.sample_every=0",
+]
+FAMILIES = {
+    "vae": ["model.name=vae", "model.hidden=[64]", "model.latent_dim=8", "train.epochs=12"],
+    "gan": [
+        "model.name=gan",
+        "model.architecture=mlp",
+        "model.hidden=[64]",
+        "model.latent_dim=8",
+        "train.epochs=8",
+    ],
+    "pixelcnn": [
+        "model.name=pixelcnn",
+        "model.channels=8",
+        "model.blocks=1",
+        "model.head_hidden=16",
+        "train.epochs=3",
+    ],
+}
+
+
+def genlab(args: list[str]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "genlab", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+
+def train_args(overrides: list[str], runs: Path) -> list[str]:
+    sets = [x for o in overrides for x in ("--set", o)]
+    return ["train", *sets, "--runs-dir", str(runs)]
+
+
+def finish(process: subprocess.Popen[bytes]) -> int:
+    _, err = process.communicate()
+    if process.returncode not in (0, -signal.SIGKILL):
+        raise RuntimeError(f"genlab failed ({process.returncode}): {err.decode()[-2000:]}")
+    return process.returncode
+
+
+def corrupt_checkpoints(run: Path) -> int:
+    bad = 0
+    for path in (run / "checkpoints").glob("state-*.safetensors"):
+        try:
+            load_state(path)
+        except RunError:
+            bad += 1
+    pointer = run / "checkpoints" / "latest"
+    if pointer.exists() and not (run / "checkpoints" / pointer.read_text().strip()).exists():
+        bad += 1  # the pointer names a file that is not there
+    return bad
+
+
+def duplicate_records(run: Path) -> int:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    keys = Counter((r["kind"], r["step"]) for r in map(json.loads, lines))
+    return sum(count - 1 for count in keys.values())
+
+
+def orphans(run: Path) -> list[str]:
+    return [str(p) for p in run.rglob(f"*{TMP_SUFFIX}*")]
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    x, y = load_file(str(a)), load_file(str(b))
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+def under_fire(family: str, kills: int, root: Path, rng: random.Random) -> dict[str, Any]:
+    overrides = [*COMMON, *FAMILIES[family]]
+    reference = root / "reference"
+    start = time.perf_counter()
+    finish(genlab(train_args(overrides, reference)))
+    seconds = time.perf_counter() - start  # one uninterrupted run, imports included
+    (reference_run,) = reference.glob("0*")
+    runs = root / "killed"
+    process = genlab(train_args(overrides, runs))
+    while not list(runs.glob("0*/checkpoints/latest")):
+        if process.poll() is not None:
+            raise RuntimeError(f"{family}: training ended before its first checkpoint")
+        time.sleep(0.02)
+    (run,) = runs.glob("0*")
+    done = corrupt = resumes = torn_writes = 0
+    while True:
+        if done < kills:
+            time.sleep(rng.uniform(0.0, seconds))  # anywhere in a process's life
+        if process.poll() is None and done < kills:
+            process.send_signal(signal.SIGKILL)
+            done += 1
+        if finish(process) == 0:
+            break
+        torn_writes += bool(orphans(run))  # the kill landed inside an atomic write
+        corrupt += corrupt_checkpoints(run)
+        resumes += 1
+        process = genlab(["train", "--resume", str(run)])
+    return {
+        "family": family,
+        "kills": done,
+        "kills_inside_a_write": torn_writes,
+        "resumes": resumes,
+        "corrupt_files_found": corrupt,
+        "orphaned_temporaries": orphans(run),
+        "duplicate_metric_records": duplicate_records(run),
+        "status": json.loads((run / "run.json").read_text())["status"],
+        "bitwise_equal": same_weights(
+            run / "model.safetensors", reference_run / "model.safetensors"
+        ),
+        "uninterrupted_seconds": seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=100, help="kills in all, split by family")
+    parser.add_argument("--families", default="vae,gan,pixelcnn")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    families = args.families.split(",")
+    rng = random.Random(args.seed)
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for i, family in enumerate(families):
+            share = args.kills // len(families) + (i < args.kills % len(families))
+            results.append(under_fire(family, share, Path(folder) / family, rng))
+            print(json.dumps(results[-1]), flush=True)
+    save(
+        "crash_harness",
+        {
+            "kills": sum(r["kills"] for r in results),
+            "kills_inside_a_write": sum(r["kills_inside_a_write"] for r in results),
+            "corrupt_files_found": sum(r["corrupt_files_found"] for r in results),
+            "orphaned_temporaries": sum(len(r["orphaned_temporaries"]) for r in results),
+            "duplicate_metric_records": sum(r["duplicate_metric_records"] for r in results),
+            "all_bitwise_equal": all(r["bitwise_equal"] for r in results),
+            "families": results,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
