@@ -114,18 +114,15 @@ def same_weights(a: Path, b: Path) -> bool:
     return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
-def under_fire(family: str, kills: int, root: Path, rng: random.Random) -> dict[str, Any]:
-    overrides = [*COMMON, *FAMILIES[family]]
-    reference = root / "reference"
-    start = time.perf_counter()
-    finish(genlab(train_args(overrides, reference)))
-    seconds = time.perf_counter() - start  # one uninterrupted run, imports included
-    (reference_run,) = reference.glob("0*")
-    runs = root / "killed"
+def killed_run(
+    overrides: list[str], kills: int, runs: Path, seconds: float, rng: random.Random
+) -> dict[str, Any]:
+    """One run killed up to ``kills`` times (fewer if it finishes first) and resumed until it
+    finishes; what was found along the way."""
     process = genlab(train_args(overrides, runs))
     while not list(runs.glob("0*/checkpoints/latest")):
         if process.poll() is not None:
-            raise RuntimeError(f"{family}: training ended before its first checkpoint")
+            raise RuntimeError("training ended before its first checkpoint")
         time.sleep(0.02)
     (run,) = runs.glob("0*")
     done = corrupt = resumes = torn_writes = 0
@@ -142,19 +139,52 @@ def under_fire(family: str, kills: int, root: Path, rng: random.Random) -> dict[
         resumes += 1
         process = genlab(["train", "--resume", str(run)])
     return {
-        "family": family,
+        "run": run,
         "kills": done,
         "kills_inside_a_write": torn_writes,
         "resumes": resumes,
         "corrupt_files_found": corrupt,
         "orphaned_temporaries": orphans(run),
         "duplicate_metric_records": duplicate_records(run),
-        "status": json.loads((run / "run.json").read_text())["status"],
-        "bitwise_equal": same_weights(
-            run / "model.safetensors", reference_run / "model.safetensors"
-        ),
+        "finished": json.loads((run / "run.json").read_text())["status"] == "finished",
+    }
+
+
+def under_fire(family: str, kills: int, root: Path, rng: random.Random) -> dict[str, Any]:
+    """Kill runs of ``family`` until ``kills`` kills have landed (a run that finishes first
+    is checked and another one started); every run is compared with the uninterrupted one."""
+    overrides = [*COMMON, *FAMILIES[family]]
+    reference = root / "reference"
+    start = time.perf_counter()
+    finish(genlab(train_args(overrides, reference)))
+    seconds = time.perf_counter() - start  # one uninterrupted run, imports included
+    (reference_run,) = reference.glob("0*")
+    rounds: list[dict[str, Any]] = []
+    while not rounds or sum(r["kills"] for r in rounds) < kills:
+        left = kills - sum(r["kills"] for r in rounds)
+        rounds.append(killed_run(overrides, left, root / f"killed-{len(rounds)}", seconds, rng))
+        rounds[-1]["bitwise_equal"] = same_weights(
+            rounds[-1]["run"] / "model.safetensors", reference_run / "model.safetensors"
+        )
+    total = {key: sum(r[key] for r in rounds) for key in COUNTS}
+    return {
+        "family": family,
+        "runs": len(rounds),
+        **total,
+        "orphaned_temporaries": [p for r in rounds for p in r["orphaned_temporaries"]],
+        "all_finished": all(r["finished"] for r in rounds),
+        "bitwise_equal": all(r["bitwise_equal"] for r in rounds),
         "uninterrupted_seconds": seconds,
     }
+
+
+COUNTS = (
+    "kills",
+    "kills_inside_a_write",
+    "resumes",
+    "corrupt_files_found",
+    "duplicate_metric_records",
+)
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ def harness():
 
 def test_sigkill_at_random_moments_then_resume_equals_the_uninterrupted_run(tmp_path):
     result = harness().under_fire("vae", 3, tmp_path, random.Random(1))
-    assert result["kills"] == 3 and result["status"] == "finished"
+    assert result["kills"] == 3 and result["all_finished"]
     assert result["corrupt_files_found"] == 0 and result["orphaned_temporaries"] == []
     assert result["duplicate_metric_records"] == 0 and result["bitwise_equal"]
 
