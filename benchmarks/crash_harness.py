@@ -7,7 +7,8 @@ the final weights bitwise with an uninterrupted run of the same config.
 For each family it trains once without interruption, then once under fire: the first kill
 comes after the first checkpoint exists; every later kill comes at a random moment of the
 resumed process (while it imports, loads, trains or writes a checkpoint: checkpoints are
-written every 2 steps, so many kills land inside a write). After each kill it counts corrupt
+written every 2 steps, and half of the kills wait for a temporary checkpoint file to appear,
+so they land inside a write). After each kill it counts corrupt
 checkpoints (files that do not load), then resumes with `genlab train --resume`. At the end it
 reports orphaned temporary files, duplicate metric records and whether every weight tensor
 equals the uninterrupted run's. Both runs use one thread, so the arithmetic is the same.
@@ -114,6 +115,17 @@ def same_weights(a: Path, b: Path) -> bool:
     return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
+def wait_for_a_write(run: Path, process: subprocess.Popen[bytes], limit: float) -> None:
+    """Return as soon as a temporary file appears in the run's checkpoints (a write is under
+    way), or after ``limit`` seconds, or when the process ends."""
+    end = time.perf_counter() + limit
+    folder = run / "checkpoints"
+    while time.perf_counter() < end and process.poll() is None:
+        if any(name.startswith(".") for name in os.listdir(folder)):
+            return
+        time.sleep(0.0005)
+
+
 def killed_run(
     overrides: list[str], kills: int, runs: Path, seconds: float, rng: random.Random
 ) -> dict[str, Any]:
@@ -128,7 +140,10 @@ def killed_run(
     done = corrupt = resumes = torn_writes = 0
     while True:
         if done < kills:
-            time.sleep(rng.uniform(0.0, seconds))  # anywhere in a process's life
+            if rng.random() < 0.5:
+                time.sleep(rng.uniform(0.0, seconds))  # anywhere in a process's life
+            else:
+                wait_for_a_write(run, process, seconds)  # inside a checkpoint write
         if process.poll() is None and done < kills:
             process.send_signal(signal.SIGKILL)
             done += 1

@@ -1,4 +1,9 @@
+import sys
+from pathlib import Path
+
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # shared test helpers (fuzzkit)
 
 from genlab.models import load_run_config
 

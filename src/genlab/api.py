@@ -32,7 +32,12 @@ from genlab.representation import embed, finetune, probe
 from genlab.runs import EVAL_OVERRIDES, OpenRun, RunDir, check_loggers, open_run, run_callbacks
 from genlab.runs.guard import remove_stale_outputs, training_lock, trim_metrics
 from genlab.training.callbacks import Checkpointer
-from genlab.training.checkpoint import latest_checkpoint, load_state, remove_stale_temporaries
+from genlab.training.checkpoint import (
+    check_state_matches,
+    latest_checkpoint,
+    load_state,
+    remove_stale_temporaries,
+)
 from genlab.training.trainer import Trainer
 from genlab.visuals import chain, interpolate, latent_view, reconstruct, sample
 
@@ -157,6 +162,7 @@ def resume(run: Run, overrides: Sequence[str] = (), *, progress: bool | None = N
         data, model = _prepare(config)
         trainer = _trainer(model, data, config, folder)
         state = load_state(checkpoint)
+        check_state_matches(state, model, checkpoint)
         trainer.load_state_dict(state)
         for callback in trainer.callbacks:
             if isinstance(callback, Checkpointer):

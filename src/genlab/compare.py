@@ -55,6 +55,7 @@ def compare(runs: Sequence[Run], out: str | Path = "report", *, progress: bool =
         raise ConfigError(f"the same run is named twice: {', '.join(names)}")
     for run in opened:  # every run must be usable before anything is written
         require_model(run.run)
+        run.run.read_metrics()  # the training curves are drawn from it
         if run.run.eval_path.exists():
             summarise(run.run)
     out = Path(out)

@@ -94,6 +94,7 @@ def test_resume_cleans_up_after_a_killed_process(tmp_path):
     with run.metrics_path.open("a") as fh:
         fh.write(json.dumps({"kind": "train", "step": step + 5}) + "\n" + '{"kind": "tra')
     (run.checkpoints / ".state-000000099.123.tmp.safetensors").write_bytes(b"x" * 100)
+    (run.checkpoints / ".tmp2Vf5Y9").write_bytes(b"y" * 100)  # the safetensors library's own
     (run.path / "eval.json").write_text("{}")
     (run.samples / "sample-seed0.png").write_bytes(b"png")
     api.resume(run.path)
@@ -141,3 +142,14 @@ def test_a_full_disk_fails_in_one_line_and_keeps_the_last_checkpoint(tmp_path, m
     assert latest_checkpoint(run.checkpoints) == good
     after = load_file(str(good))
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_two_evaluations_of_one_run_leave_a_valid_eval_json(tmp_path):
+    run = api.train(tiny(tmp_path, "train.max_steps=5"))
+    command = [sys.executable, "-m", "genlab", "eval", str(run.path), "--no-progress"]
+    command += ["--set", "eval.metrics=[elbo,nll]", "--set", "eval.iwae_k=5"]
+    first, second = subprocess.Popen(command), subprocess.Popen(command)
+    assert first.wait(timeout=300) == 0 and second.wait(timeout=300) == 0
+    results = json.loads((run.path / "eval.json").read_text())
+    assert set(results["metrics"]) == {"elbo", "nll_iwae_k5"}
+    assert not [p for p in run.path.iterdir() if p.name.startswith(".eval")]

@@ -54,6 +54,14 @@ def summarise(run: RunDir) -> RunSummary:
             results["metrics"],
             results["not_applicable"],
         )
+        if not (
+            isinstance(family, str)
+            and family in MODELS
+            and isinstance(metrics, dict)
+            and all(isinstance(m, dict) and "value" in m for m in metrics.values())
+            and isinstance(not_applicable, dict)
+        ):
+            raise TypeError
         traits = MODELS.get(family).traits
     except (KeyError, TypeError):
         raise RunError(

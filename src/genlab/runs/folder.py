@@ -149,14 +149,23 @@ class RunDir:
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.exists():
             return []
+        try:
+            text = self.metrics_path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise RunError(f"{self.metrics_path} is not UTF-8 text (byte {exc.start})") from None
         records = []
-        for number, line in enumerate(self.metrics_path.read_text(encoding="utf-8").splitlines()):
+        for number, line in enumerate(text.splitlines()):
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
+                record = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
                 raise RunError(f"{self.metrics_path} line {number + 1} is not JSON") from None
+            if not isinstance(record, dict) or not isinstance(record.get("step", 0), int):
+                raise RunError(
+                    f"{self.metrics_path} line {number + 1} is not a genlab metrics record"
+                )
+            records.append(record)
         return records
 
     def data_info(self) -> DataInfo:

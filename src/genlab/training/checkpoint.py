@@ -9,12 +9,14 @@ pointer file ``latest`` names the newest complete checkpoint.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from torch import nn
 
 from genlab.errors import RunError
 from genlab.fileio import TMP_SUFFIX, atomic_path, atomic_write_text
@@ -74,9 +76,46 @@ def load_state(path: Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as fh:
             tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
             structure = json.loads((fh.metadata() or {})[_META_KEY])
-    except (OSError, SafetensorError, KeyError, json.JSONDecodeError) as exc:
-        raise RunError(f"{path}: not a readable genlab checkpoint ({exc})") from None
-    return _decode(structure, tensors)
+    except (OSError, SafetensorError, KeyError, json.JSONDecodeError, RecursionError) as exc:
+        raise RunError(f"{path}: not a readable genlab checkpoint ({_one_line(exc)})") from None
+    try:
+        state = _decode(structure, tensors)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError):
+        raise RunError(f"{path}: not a genlab checkpoint (its structure is damaged)") from None
+    if not isinstance(state, dict):
+        raise RunError(f"{path}: not a genlab checkpoint (its structure is damaged)")
+    return state
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def check_state_matches(state: dict[str, Any], model: nn.Module, path: Path) -> None:
+    """A one-line error unless the checkpoint holds training state whose model tensors have
+    the names and shapes of ``model``'s (the run's config): checked before loading."""
+    try:
+        saved = state["model"]
+        expected = model.state_dict()
+        for key in ("optimizers", "schedulers", "progress", "rng"):
+            state[key]  # noqa: B018  (presence)
+    except (KeyError, TypeError):
+        raise RunError(f"{path}: not a genlab training checkpoint (parts are missing)") from None
+    missing = sorted(set(expected) - set(saved))
+    extra = sorted(set(saved) - set(expected))
+    if missing or extra:
+        raise RunError(
+            f"{path} does not fit this run's model: missing {missing[:3]}, unexpected "
+            f"{extra[:3]}; the checkpoint belongs to another config"
+        )
+    for key, tensor in expected.items():
+        found = saved[key]
+        if not isinstance(found, torch.Tensor) or found.shape != tensor.shape:
+            shape = list(found.shape) if isinstance(found, torch.Tensor) else type(found).__name__
+            raise RunError(
+                f"{path}: {key} has shape {shape} but the run's config makes it "
+                f"{list(tensor.shape)}; the checkpoint belongs to another config"
+            )
 
 
 def write_checkpoint(folder: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
@@ -94,7 +133,10 @@ def latest_checkpoint(folder: Path) -> Path | None:
     pointer = folder / POINTER
     if not pointer.exists():
         return None
-    path = folder / pointer.read_text().strip()
+    name = pointer.read_bytes().decode("utf-8", errors="replace").strip()
+    if not re.fullmatch(r"state-\d{9}\.safetensors", name):
+        raise RunError(f"{pointer} does not name a checkpoint file; the run folder is damaged")
+    path = folder / name
     if not path.exists():
         raise RunError(f"{pointer} names {path.name}, which is missing; the run folder is damaged")
     return path
@@ -103,7 +145,17 @@ def latest_checkpoint(folder: Path) -> Path | None:
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete temporary files that a killed process left while writing (they are never
     complete files: the real ones appear only by rename); returns what was removed."""
-    stale = [p for p in folder.glob(f".*{TMP_SUFFIX}*") if p.is_file()] if folder.is_dir() else []
+    # ours are .<name>.<pid>.tmp<suffix>; the safetensors library writes through its own
+    # .tmpXXXXXX files (Rust's tempfile) and renames them onto ours
+    stale = (
+        [
+            p
+            for p in folder.iterdir()
+            if p.is_file() and p.name.startswith(".") and TMP_SUFFIX in p.name
+        ]
+        if folder.is_dir()
+        else []
+    )
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
