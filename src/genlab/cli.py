@@ -11,7 +11,7 @@ import argparse
 import errno
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from genlab.errors import GenlabError, TrainingDiverged
 
@@ -24,11 +24,21 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in genlab's one-line form (``--help`` still shows usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = "" if self.prog == "genlab" else f"{self.prog.removeprefix('genlab ')}: "
+        self.exit(2, f"genlab: error: {command}{message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="genlab", description="Train, evaluate and compare generative models of images."
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     p = sub.add_parser("train", help="train a model (a new run, or --resume one)")
     p.add_argument("--config", metavar="YAML", help="run config; defaults: a VAE on digits")

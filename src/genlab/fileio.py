@@ -57,7 +57,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         _fsync_file(tmp)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:  # name the file the caller asked for, not the temporary
+            raise OSError(exc.errno, exc.strerror, str(target)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

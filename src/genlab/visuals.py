@@ -166,6 +166,11 @@ def interpolate(
     _positive(pairs, "pairs")
     opened = open_run(run, data_path=data_path)
     model = opened.model
+    require_fits(
+        IMAGE_COPIES * 4 * pairs * steps * model.data_info.num_dims,
+        f"{pairs:,} interpolations of {steps:,} steps",
+        "ask for fewer --pairs or --steps",
+    )
     out = out or opened.run.samples / f"interpolate-seed{seed}.png"
     t = torch.linspace(0, 1, steps).view(1, steps, 1)
     if not isinstance(model, SupportsEncode) and isinstance(model, SupportsGenerate):

@@ -87,6 +87,13 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_config, monkeypatch)
     run = RunDir(folder)
     assert run.info()["status"] == "diverged"
     assert (run.checkpoints / "latest").read_text().strip() == "state-000000023.safetensors"
+    # a way forward: the last good weights are exported, and a resume with a lower rate from
+    # the same checkpoint trains past the step that diverged
+    assert run.info()["exported_from"] == "last good checkpoint, step 23"
+    assert api.evaluate(folder, ["eval.metrics=[elbo]"], progress=False)["metrics"]["elbo"]
+    monkeypatch.setattr(VAE, "loss", original)
+    resumed = api.resume(folder, ["train.lr=1e-4"])
+    assert resumed.info()["status"] == "finished"
 
 
 def test_early_stopping_exports_the_best_weights(tiny_overrides, monkeypatch):

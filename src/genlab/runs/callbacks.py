@@ -26,6 +26,7 @@ from genlab.training.callbacks import (
     StepBudget,
     TimeBudget,
 )
+from genlab.training.checkpoint import latest_checkpoint, load_state
 from genlab.training.loggers import (
     MLflowLogger,
     TensorBoardLogger,
@@ -68,7 +69,15 @@ class RunRecorder(Callback):
         )
 
     def on_diverged(self, trainer: Trainer) -> None:
+        """Export the last good checkpoint's weights (when there is one), so the diverged run
+        can still be evaluated and sampled; the live weights hold NaNs."""
         self.run.update_info(status="diverged")
+        checkpoint = latest_checkpoint(self.run.checkpoints)
+        if checkpoint is not None:
+            state = load_state(checkpoint)
+            trainer.model.load_state_dict(state["model"])
+            step = state["progress"]["step"]
+            export_model(self.run, trainer.model.eval(), f"last good checkpoint, step {step}")
 
 
 def check_loggers(config: RunConfig) -> None:

@@ -241,7 +241,12 @@ class Checkpointer(Callback):
         self.saved_at = time.monotonic()
 
     def describe_recovery(self) -> str | None:
-        return f"the last good checkpoint is {self.last}" if self.last else None
+        if self.last is None:
+            return None
+        return (
+            f"the last good checkpoint is {self.last} (its weights are exported); continue "
+            f"from it with `genlab train --resume {self.folder.parent} --set train.lr=<lower>`"
+        )
 
 
 class SignalStop(Callback):
