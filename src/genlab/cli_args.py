@@ -1,0 +1,151 @@
+"""The ``genlab`` command line's arguments: one parser, its subcommands and their options.
+Argument errors are printed in genlab's one-line form."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where to look for (and download) the dataset; sets data.path",
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in genlab's one-line form (``--help`` still shows usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = "" if self.prog == "genlab" else f"{self.prog.removeprefix('genlab ')}: "
+        self.exit(2, f"genlab: error: {command}{message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="genlab", description="Train, evaluate and compare generative models of images."
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+
+    p = sub.add_parser("train", help="train a model (a new run, or --resume one)")
+    p.add_argument("--config", metavar="YAML", help="run config; defaults: a VAE on digits")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=5 (repeatable)",
+    )
+    p.add_argument(
+        "--resume", metavar="RUN", help="continue this run folder from its latest checkpoint"
+    )
+    p.add_argument("--runs-dir", metavar="DIR", help="where run folders go (default runs/)")
+    p.add_argument("--eval", action="store_true", help="evaluate on the test set after training")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_data_dir(p)
+
+    p = sub.add_parser("eval", help="evaluate a run's model on the test set (writes eval.json)")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="eval.KEY=VALUE",
+        help="override an eval setting, e.g. --set eval.iwae_k=100",
+    )
+    p.add_argument("--k", type=int, help="importance samples for the IWAE estimate (eval.iwae_k)")
+    p.add_argument("--split", default="test", choices=["test", "val"])
+    p.add_argument("--no-progress", action="store_true")
+    _add_data_dir(p)
+
+    p = sub.add_parser("sample", help="a grid of samples from a run's model")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", metavar="PNG", help="output file (default RUN/samples/...)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--steps",
+        "--chain-steps",
+        dest="steps",
+        type=int,
+        metavar="K",
+        help="Markov-chain families (rbm, denoising ae): run the chain K steps from noise, and "
+        "also draw chains over time (RUN/samples/chain-*.png)",
+    )
+    p.add_argument(
+        "--from",
+        dest="start",
+        choices=["noise", "test"],
+        default="noise",
+        help="where the chains over time start (with --steps; default noise)",
+    )
+    _add_data_dir(p)
+
+    for name, text in (
+        ("reconstruct", "test images above their reconstructions"),
+        ("interpolate", "decoded latent interpolations between test images"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("run", metavar="RUN")
+        if name == "reconstruct":
+            p.add_argument("-n", type=int, default=32, help="number of test images (default 32)")
+        else:
+            p.add_argument("--pairs", type=int, default=8, help="image pairs, one per row")
+            p.add_argument("--steps", type=int, default=8, help="decoded points per row")
+        p.add_argument("--seed", type=int, default=0, help="which test images (seeded choice)")
+        p.add_argument("--out", metavar="PNG")
+        _add_data_dir(p)
+
+    p = sub.add_parser("embed", help="codes of a split (AE code, VAE posterior mean) as .npz")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--variance", action="store_true", help="also the posterior variances (VAE)")
+    p.add_argument("--out", metavar="NPZ", help="output file (default RUN/embed-<split>.npz)")
+    _add_data_dir(p)
+
+    for name, text in (
+        ("probe", "logistic-regression and k-NN probes of the frozen codes"),
+        ("finetune", "encoder + linear head fine-tuned vs trained from scratch"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("run", metavar="RUN")
+        p.add_argument(
+            "--labels",
+            default="100,1000,all",
+            help="labelled training images per setting (default 100,1000,all)",
+        )
+        p.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
+        if name == "finetune":
+            p.add_argument("--steps", type=int, default=1000, help="Adam steps (default 1000)")
+        _add_data_dir(p)
+
+    p = sub.add_parser("compare", help="an HTML/Markdown report comparing runs")
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("--out", default="report", metavar="DIR", help="report folder (default report)")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser(
+        "zoo", help="train one model of each family within a time budget, then compare them"
+    )
+    p.add_argument("--data", default="fashion-mnist", help="dataset (default fashion-mnist)")
+    p.add_argument("--budget", default="30m", help="wall-clock budget, e.g. 30m, 1h (default 30m)")
+    p.add_argument("--families", help="comma-separated subset of the zoo's families (default: all)")
+    p.add_argument("--runs-dir", default="runs", metavar="DIR", help="default runs/")
+    p.add_argument("--no-progress", action="store_true")
+    _add_data_dir(p)
+
+    p = sub.add_parser("list", help="list registered models, datasets and metrics")
+    p.add_argument("what", nargs="?", choices=["models", "datasets", "metrics"])
+
+    p = sub.add_parser("demo", help="train, evaluate and sample a small VAE on digits (~1 min)")
+    p.add_argument("--runs-dir", metavar="DIR", help="where the run folder goes (default runs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--no-progress", action="store_true")
+    return parser
