@@ -31,7 +31,7 @@ from genlab.models import DataInfo, build_model, load_run_config
 from genlab.representation import embed, finetune, probe
 from genlab.runs import EVAL_OVERRIDES, OpenRun, RunDir, check_loggers, open_run, run_callbacks
 from genlab.runs.guard import remove_stale_outputs, training_lock, trim_metrics
-from genlab.training.callbacks import Checkpointer
+from genlab.training.callbacks import Checkpointer, SignalStop
 from genlab.training.checkpoint import (
     check_state_matches,
     latest_checkpoint,
@@ -171,7 +171,8 @@ def resume(run: Run, overrides: Sequence[str] = (), *, progress: bool | None = N
         # and results of the weights that training now changes
         remove_stale_temporaries(folder.checkpoints)
         trim_metrics(folder, int(state["progress"]["step"]))
-        remove_stale_outputs(folder)
+        if trainer.epoch < config.train.epochs:  # training will change the weights
+            remove_stale_outputs(folder)
         folder.write_config(config)
         _fit(folder, trainer)
     return folder
@@ -183,6 +184,10 @@ def _fit(run: RunDir, trainer: Trainer) -> None:
     except KeyboardInterrupt:
         run.update_info(status="interrupted")
         raise
+    finally:  # whatever ended the fit, Ctrl-C must work again as usual
+        for callback in trainer.callbacks:
+            if isinstance(callback, SignalStop):
+                callback.restore()
 
 
 def evaluate(

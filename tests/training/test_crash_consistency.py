@@ -140,6 +140,7 @@ def test_a_full_disk_fails_in_one_line_and_keeps_the_last_checkpoint(tmp_path, m
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("genlab: error:") and "No space left" in err[0]
     assert latest_checkpoint(run.checkpoints) == good
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again
     after = load_file(str(good))
     assert all(torch.equal(before[k], after[k]) for k in before)
 
