@@ -101,3 +101,23 @@ def test_wrong_array_shape(tmp_path: Path) -> None:
     _write_tar(tmp_path / "cifar-10-python.tar.gz", members)
     with pytest.raises(DataError, match="3072"):
         DATASETS.get("cifar10").load(_cfg(tmp_path), False)
+
+
+def test_oversized_batches_and_archives_are_refused_before_reading(tmp_path, monkeypatch):
+    import genlab.data.sources_cifar as cifar
+
+    _write_tar(tmp_path / "a" / "cifar-10-python.tar.gz", _batches())
+    monkeypatch.setattr(cifar, "MAX_BATCH_BYTES", 1000)  # each fake batch is ~9 kB
+    with pytest.raises(DataError, match="more than a CIFAR-10 batch can be"):
+        DATASETS.get("cifar10").load(_cfg(tmp_path / "a"), False)
+    monkeypatch.setattr(cifar, "MAX_BATCH_BYTES", 1 << 20)
+    monkeypatch.setattr(cifar, "MAX_ARCHIVE_BYTES", 20_000)
+    with pytest.raises(DataError, match="not the CIFAR-10 archive"):
+        DATASETS.get("cifar10").load(_cfg(tmp_path / "a"), False)
+    folder = tmp_path / "b" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name, payload in _batches().items():
+        (folder / name).write_bytes(payload)
+    monkeypatch.setattr(cifar, "MAX_BATCH_BYTES", 1000)
+    with pytest.raises(DataError, match="more than a CIFAR-10 batch can be"):
+        DATASETS.get("cifar10").load(_cfg(tmp_path / "b"), False)

@@ -31,6 +31,8 @@ else:
         from numpy.core.multiarray import _reconstruct
 
 FOLDER = "cifar-10-batches-py"
+MAX_BATCH_BYTES = 64 << 20  # a real batch pickle is 31 MB
+MAX_ARCHIVE_BYTES = 1 << 30  # the members of the real archive add up to 178 MB
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 
@@ -95,6 +97,8 @@ def _from_folder(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     batches = {}
     for name in (*TRAIN_BATCHES, TEST_BATCH):
         path = folder / name
+        if path.is_file() and path.stat().st_size > MAX_BATCH_BYTES:
+            raise DataError(f"{path}: {_too_big(path.stat().st_size)}")
         try:
             with path.open("rb") as stream:
                 batches[name] = load_batch(stream, str(path))
@@ -109,7 +113,16 @@ def _from_tar(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     batches = {}
     try:
         with tarfile.open(path, "r:*") as archive:
+            total = 0
             for member in archive:
+                total += member.size
+                if total > MAX_ARCHIVE_BYTES:
+                    raise DataError(
+                        f"{path}: the archive holds more than {MAX_ARCHIVE_BYTES >> 20} MiB, "
+                        "far more than CIFAR-10's 178 MB; it is not the CIFAR-10 archive"
+                    )
+                if member.name in wanted and member.isfile() and member.size > MAX_BATCH_BYTES:
+                    raise DataError(f"{path}:{member.name}: {_too_big(member.size)}")
                 if member.name in wanted and member.isfile():
                     stream = archive.extractfile(member)
                     assert stream is not None
@@ -123,6 +136,13 @@ def _from_tar(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     if missing:
         raise DataError(f"{path}: archive lacks {', '.join(missing)}")
     return batches
+
+
+def _too_big(size: int) -> str:
+    return (
+        f"{size:,} bytes, more than a CIFAR-10 batch can be (at most "
+        f"{MAX_BATCH_BYTES >> 20} MiB); the file is not a CIFAR-10 batch"
+    )
 
 
 @register_source("cifar10", "CIFAR-10 colour images, 32x32 RGB, 50k train / 10k test")
