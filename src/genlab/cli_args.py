@@ -15,6 +15,20 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
     )
 
 
+MAX_SEED = 2**63 - 1
+
+
+def seed(text: str) -> int:
+    """A random seed: an integer in [0, 2^63 - 1] (what torch.Generator accepts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}; give an integer") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed {value} is outside [0, 2^63 - 1]")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors in genlab's one-line form (``--help`` still shows usage)."""
 
@@ -67,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="a grid of samples from a run's model")
     p.add_argument("run", metavar="RUN")
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--out", metavar="PNG", help="output file (default RUN/samples/...)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -99,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--pairs", type=int, default=8, help="image pairs, one per row")
             p.add_argument("--steps", type=int, default=8, help="decoded points per row")
-        p.add_argument("--seed", type=int, default=0, help="which test images (seeded choice)")
+        p.add_argument("--seed", type=seed, default=0, help="which test images (seeded choice)")
         p.add_argument("--out", metavar="PNG")
         _add_data_dir(p)
 

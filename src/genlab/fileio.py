@@ -57,10 +57,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         _fsync_file(tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError as exc:  # name the file the caller asked for, not the temporary
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is not None and Path(exc.filename) == tmp:  # name the file asked for
             raise OSError(exc.errno, exc.strerror, str(target)) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

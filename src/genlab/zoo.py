@@ -79,6 +79,7 @@ ZOO: tuple[ZooEntry, ...] = (
     ),
 )
 EVAL_SHARE = 1.0 - sum(entry.share for entry in ZOO)  # evaluation and report
+MAX_BUDGET_HOURS = 1000
 MAX_EPOCHS = 100  # the time limit, not the epoch count, ends training in practice
 
 
@@ -93,6 +94,8 @@ def parse_budget(text: str) -> float:
     total = 3600 * hours + 60 * minutes + seconds
     if total <= 0:
         raise ConfigError(f"budget must be positive, got {text!r}")
+    if total > MAX_BUDGET_HOURS * 3600:
+        raise ConfigError(f"budget {text!r} is over {MAX_BUDGET_HOURS} hours; give a shorter one")
     return total
 
 
