@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # shared test helpers (fuzzkit)
+sys.path.insert(0, str(Path(__file__).parent))  # shared test helpers (fuzzkit, runkit)
 
 from genlab.models import load_run_config
 

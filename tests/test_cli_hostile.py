@@ -4,27 +4,14 @@
 from __future__ import annotations
 
 import pytest
+from runkit import train_small
 
-from genlab import api
 from genlab.cli import main
-from genlab.models import load_run_config
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hostile")
-    config = load_run_config(
-        None,
-        [
-            "data.name=digits",
-            "model.hidden=[8]",
-            "model.latent_dim=2",
-            "train.epochs=1",
-            "train.progress=false",
-            f"runs_dir={root / 'runs'}",
-        ],
-    )
-    return str(api.train(config).path)
+    return str(train_small(tmp_path_factory.mktemp("hostile")).path)
 
 
 CASES = [

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from fuzzkit import BUDGETS, fuzz
+from runkit import train_small
 
 from genlab import api
 from genlab.errors import GenlabError
-from genlab.models import load_run_config
 from genlab.reporting.report import summarise
 from genlab.runs import RunDir, open_run
 from genlab.training.checkpoint import check_state_matches, latest_checkpoint, load_state
@@ -20,20 +20,7 @@ from genlab.training.checkpoint import check_state_matches, latest_checkpoint, l
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fuzz-runs")
-    config = load_run_config(
-        None,
-        [
-            "data.name=digits",
-            "model.hidden=[8]",
-            "model.latent_dim=2",
-            "train.epochs=1",
-            "train.progress=false",
-            "eval.metrics=[elbo]",
-            f"runs_dir={root / 'runs'}",
-        ],
-    )
-    run = api.train(config)
+    run = train_small(tmp_path_factory.mktemp("fuzz-runs"), "eval.metrics=[elbo]")
     api.evaluate(run, progress=False)
     return run.path
 
