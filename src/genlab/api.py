@@ -12,10 +12,12 @@ several of them loads its model and data once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import platform
+import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import torch
 from genlab import __version__
 from genlab.config import RunConfig
 from genlab.data import load_data
+from genlab.devices import describe, resolve_device
 from genlab.errors import ConfigError, RunError
 from genlab.evaluation.runner import check_metric_names
 from genlab.evaluation.runner import evaluate as evaluate_model
@@ -38,6 +41,8 @@ from genlab.training.checkpoint import (
     load_state,
     remove_stale_temporaries,
 )
+from genlab.training.distributed import ProcessGroup, check_batch, join, leave
+from genlab.training.step import has_convolutions
 from genlab.training.trainer import Trainer
 from genlab.visuals import chain, interpolate, latent_view, reconstruct, sample
 
@@ -50,6 +55,7 @@ RESUME_OVERRIDABLE = (
     "train.loggers",
     "train.progress",
     "train.threads",
+    "train.device",  # another device resumes too (then not bitwise: another RNG)
     # after a divergence: a lower rate or clipping from the last good checkpoint (the run is
     # then no longer bitwise the uninterrupted one, which is the point)
     "train.lr",
@@ -72,23 +78,40 @@ def _with_progress(config: RunConfig, progress: bool | None) -> RunConfig:
     return dataclasses.replace(config, train=dataclasses.replace(config.train, progress=progress))
 
 
-def _prepare(config: RunConfig, data: Any | None = None) -> tuple[Any, Any]:
-    """Data and a freshly initialised model; every user error surfaces here, before anything
-    is written."""
+class _Place:
+    """Where this process trains: its device and, under torchrun, its process group."""
+
+    def __init__(self, config: RunConfig) -> None:
+        self.device = resolve_device(config.train.device, "train.device")
+        self.group: ProcessGroup | None = join(self.device)
+        check_batch(config.train.batch_size, self.group)
+
+    @property
+    def is_main(self) -> bool:
+        return self.group is None or self.group.is_main
+
+
+def _prepare(config: RunConfig, place: _Place, data: Any | None = None) -> tuple[Any, Any]:
+    """Data and a freshly initialised model on the device; every user error surfaces here,
+    before anything is written."""
     if config.train.threads is not None:
         torch.set_num_threads(config.train.threads)
     check_metric_names(config.eval)
     check_loggers(config)
     data = data if data is not None else load_data(config.data, progress=config.train.progress)
-    torch.manual_seed(config.train.seed)  # parameter initialisation
-    model = build_model(config.model, DataInfo(data.shape, data.levels))
+    torch.manual_seed(config.train.seed)  # parameter initialisation, the same on every device
+    model = build_model(config.model, DataInfo(data.shape, data.levels)).to(place.device)
+    if config.train.channels_last and has_convolutions(model):
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return data, model
 
 
-def _trainer(model: Any, data: Any, config: RunConfig, run: RunDir) -> Trainer:
+def _trainer(model: Any, data: Any, config: RunConfig, run: RunDir, place: _Place) -> Trainer:
     cfg = config.train
-    train = data.stream("train", cfg.batch_size, shuffle=True, seed=cfg.seed)
-    val = data.stream("val", 500, shuffle=False) if len(data.val) > 0 else None
+    rank, world = (0, 1) if place.group is None else (place.group.rank, place.group.world)
+    shard = {"device": place.device, "rank": rank, "world": world}
+    train = data.stream("train", cfg.batch_size, shuffle=True, seed=cfg.seed, **shard)
+    val = data.stream("val", 500, shuffle=False, **shard) if len(data.val) > 0 else None
     if cfg.early_stopping_patience and val is None:
         raise ConfigError(
             "train.early_stopping_patience needs a validation split; set data.val_fraction > 0"
@@ -100,15 +123,30 @@ def _trainer(model: Any, data: Any, config: RunConfig, run: RunDir) -> Trainer:
             f"family trains {len(phases)} phases ({', '.join(p.name for p in phases)}); "
             "set it to null"
         )
-    return Trainer(model, cfg, train, val, run_callbacks(run, config, progress=cfg.progress))
+    callbacks = run_callbacks(run, config, progress=cfg.progress) if place.is_main else []
+    return Trainer(model, cfg, train, val, callbacks, device=place.device, group=place.group)
 
 
 def train(config: RunConfig, *, progress: bool | None = None) -> RunDir:
-    """Train a new run; returns its folder (``runs/<NNNNN>-<data>-<model>``)."""
+    """Train a new run; returns its folder (``runs/<NNNNN>-<data>-<model>``). Under torchrun
+    every rank calls this; rank 0 writes the run folder and all ranks return it."""
     config = _with_progress(config, progress)
-    data, model = _prepare(config)
+    place = _Place(config)
+    try:
+        return _train(config, place)
+    finally:
+        leave(place.group)
+
+
+def _train(config: RunConfig, place: _Place) -> RunDir:
+    data, model = _prepare(config, place)
     if len(data.train) < 1:
         raise ConfigError("the training split is empty")
+    if not place.is_main:
+        assert place.group is not None
+        run = RunDir(Path(place.group.broadcast_object(None)))
+        _fit(run, _trainer(model, data, config, run, place))
+        return run
     run = RunDir.create(config.runs_dir, config.data.name, config.model.family)
     run.write_config(config)
     run.update_info(
@@ -134,10 +172,15 @@ def train(config: RunConfig, *, progress: bool | None = None) -> RunDir:
             "python": platform.python_version(),
         },
         threads=torch.get_num_threads(),
+        device=describe(place.device),
+        processes=1 if place.group is None else place.group.world,
+        precision=config.train.precision,
         status="training",
     )
+    if place.group is not None:  # the followers open the folder rank 0 made
+        place.group.broadcast_object(str(run.path))
     with training_lock(run):
-        _fit(run, _trainer(model, data, config, run))
+        _fit(run, _trainer(model, data, config, run, place))
     return run
 
 
@@ -151,34 +194,72 @@ def resume(run: Run, overrides: Sequence[str] = (), *, progress: bool | None = N
         base=("train.max_steps=null", "train.max_seconds=null"),
     )
     folder = opened.run
-    with training_lock(folder):
-        checkpoint = latest_checkpoint(folder.checkpoints)
-        if checkpoint is None:
-            raise RunError(
-                f"{folder.path} has no checkpoint to resume from (training stopped before the "
-                "first one was written); start a new run with `genlab train --config ...`"
-            )
-        config = _with_progress(opened.config, progress)
-        data, model = _prepare(config)
-        trainer = _trainer(model, data, config, folder)
-        state = load_state(checkpoint)
-        check_state_matches(state, model, checkpoint)
-        trainer.load_state_dict(state)
-        for callback in trainer.callbacks:
-            if isinstance(callback, Checkpointer):
-                callback.last = checkpoint  # what a divergence message points back to
-        # what a killed process left behind: temporaries, log records past the checkpoint,
-        # and results of the weights that training now changes
-        remove_stale_temporaries(folder.checkpoints)
-        trim_metrics(folder, int(state["progress"]["step"]))
-        if trainer.epoch < config.train.epochs:  # training will change the weights
-            remove_stale_outputs(folder)
-        folder.write_config(config)
-        _fit(folder, trainer)
+    place = _Place(opened.config)
+    try:
+        with training_lock(folder) if place.is_main else _no_lock():
+            _resume(folder, opened.config, place, progress)
+    finally:
+        leave(place.group)
     return folder
 
 
+def _resume(folder: RunDir, config: RunConfig, place: _Place, progress: bool | None) -> None:
+    checkpoint = latest_checkpoint(folder.checkpoints)
+    if checkpoint is None:
+        raise RunError(
+            f"{folder.path} has no checkpoint to resume from (training stopped before the "
+            "first one was written); start a new run with `genlab train --config ...`"
+        )
+    config = _with_progress(config, progress)
+    data, model = _prepare(config, place)
+    trainer = _trainer(model, data, config, folder, place)
+    state = load_state(checkpoint)
+    check_state_matches(state, model, checkpoint)
+    trainer.load_state_dict(state)
+    if not place.is_main:
+        _fit(folder, trainer)
+        return
+    for callback in trainer.callbacks:
+        if isinstance(callback, Checkpointer):
+            callback.last = checkpoint  # what a divergence message points back to
+    # what a killed process left behind: temporaries, log records past the checkpoint,
+    # and results of the weights that training now changes
+    remove_stale_temporaries(folder.checkpoints)
+    trim_metrics(folder, int(state["progress"]["step"]))
+    if trainer.epoch < config.train.epochs:  # training will change the weights
+        remove_stale_outputs(folder)
+    folder.write_config(config)
+    if trainer.resumed_across_devices:
+        print(
+            f"note: the checkpoint was written on another kind of device; training goes on "
+            f"on {describe(place.device)} with a fresh noise stream, so it is not bitwise "
+            "the uninterrupted run"
+        )
+    _fit(folder, trainer)
+
+
+@contextlib.contextmanager
+def _no_lock() -> Iterator[None]:
+    yield
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    saved = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+
+
 def _fit(run: RunDir, trainer: Trainer) -> None:
+    if trainer.group is not None and not trainer.group.is_main:
+        # torchrun passes Ctrl-C and SIGTERM to every rank: rank 0 stops them all at a step
+        # with a checkpoint, so the others must not die in the middle of a collective
+        with _signals_ignored():
+            trainer.fit()
+        return
     try:
         trainer.fit()
     except KeyboardInterrupt:
@@ -199,7 +280,8 @@ def evaluate(
     data_path: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run's exported model with its eval config (plus ``eval.*`` overrides);
-    writes eval.json (eval-val.json for the validation split) and returns the results."""
+    writes eval.json (eval-val.json for the validation split) and returns the results. It runs
+    on ``eval.device`` (``--device``; ``auto``: CUDA if available), recorded as ``device``."""
     if split not in ("test", "val"):
         raise ConfigError(f"split must be 'test' or 'val', got {split!r}")
     opened = open_run(run, overrides, allow=EVAL_OVERRIDES, data_path=data_path, progress=progress)
@@ -219,6 +301,7 @@ def evaluate(
             "fingerprint": data.fingerprint,
         },
         **results,
+        "device": describe(opened.device),
         "seconds": time.perf_counter() - start,
     }
     folder = opened.run

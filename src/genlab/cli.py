@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +23,9 @@ MACHINE_ERRORS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.ENOMEM}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return COMMANDS[args.command](args)
     except TrainingDiverged as exc:
@@ -44,13 +48,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _launch_torchrun(args: argparse.Namespace, overrides: list[str]) -> int:
+    """``genlab train --nproc N ...``: check the config here (one-line errors), then run
+    ``torchrun --standalone --nproc-per-node N -m genlab train ...`` and pass on its status."""
+    from genlab import api
+    from genlab.devices import resolve_device
+
+    if args.resume:
+        config = api.open_run(args.resume, overrides, allow=api.RESUME_OVERRIDABLE).config
+    else:
+        config = api.load_config(args.config, overrides)
+    resolve_device(config.train.device, "train.device")
+    if config.train.batch_size % args.nproc:
+        raise GenlabError(
+            f"train.batch_size={config.train.batch_size} is the batch of all {args.nproc} "
+            f"processes together and must divide by {args.nproc}"
+        )
+    rest, skip = [], False
+    for token in args.argv:
+        if skip:
+            skip = False
+        elif token == "--nproc":
+            skip = True
+        elif not token.startswith("--nproc="):
+            rest.append(token)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc-per-node", str(args.nproc), "-m", "genlab", *rest]
+    return subprocess.call(command)
+
+
 def _train(args: argparse.Namespace) -> int:
     from genlab import api
 
     overrides = list(args.overrides)
     if args.data_dir:
         overrides.append(f"data.path={args.data_dir}")
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    from genlab.training.distributed import launched_by_torchrun
+
     progress = False if args.no_progress else None
+    if args.nproc is not None and args.nproc > 1 and not launched_by_torchrun():
+        return _launch_torchrun(args, overrides)
     if args.resume:
         if args.config or args.runs_dir or args.data_dir:
             raise GenlabError(
@@ -62,6 +101,8 @@ def _train(args: argparse.Namespace) -> int:
         if args.runs_dir:
             overrides.append(f"runs_dir={args.runs_dir}")
         run = api.train(api.load_config(args.config, overrides), progress=progress)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun rank 0 reports, evaluates and sets the exit status
     print(f"run: {run.path}")
     status = str(run.info().get("status", ""))
     for name, code in (("sigint", 130), ("sigterm", 143)):
@@ -73,7 +114,7 @@ def _train(args: argparse.Namespace) -> int:
             )
             return code
     if args.eval:
-        _print_eval(api.evaluate(run, progress=not args.no_progress))
+        _print_eval(api.evaluate(run, _eval_device(args), progress=not args.no_progress))
     return 0
 
 
@@ -81,6 +122,7 @@ def _eval(args: argparse.Namespace) -> int:
     from genlab import api
 
     overrides = list(args.overrides) + ([f"eval.iwae_k={args.k}"] if args.k is not None else [])
+    overrides += _eval_device(args)
     results = api.evaluate(
         args.run,
         overrides,
@@ -90,6 +132,11 @@ def _eval(args: argparse.Namespace) -> int:
     )
     _print_eval(results)
     return 0
+
+
+def _eval_device(args: argparse.Namespace) -> list[str]:
+    """``--device`` as the override of the device evaluation runs on (none when not given)."""
+    return [f"eval.device={args.device}"] if args.device else []
 
 
 def _print_eval(results: dict) -> None:
@@ -109,7 +156,13 @@ def _sample(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     print(
         api.sample(
-            args.run, n=args.n, seed=args.seed, out=args.out, progress=progress, steps=args.steps
+            args.run,
+            n=args.n,
+            seed=args.seed,
+            out=args.out,
+            progress=progress,
+            steps=args.steps,
+            device=args.device,
         )
     )
     if args.steps is not None:
@@ -121,6 +174,7 @@ def _sample(args: argparse.Namespace) -> int:
                 start=args.start,
                 progress=progress,
                 data_path=args.data_dir,
+                device=args.device,
             )
         )
     return 0
@@ -130,7 +184,14 @@ def _reconstruct(args: argparse.Namespace) -> int:
     from genlab import api
 
     print(
-        api.reconstruct(args.run, n=args.n, seed=args.seed, out=args.out, data_path=args.data_dir)
+        api.reconstruct(
+            args.run,
+            n=args.n,
+            seed=args.seed,
+            out=args.out,
+            data_path=args.data_dir,
+            device=args.device,
+        )
     )
     return 0
 
@@ -146,6 +207,7 @@ def _interpolate(args: argparse.Namespace) -> int:
             seed=args.seed,
             out=args.out,
             data_path=args.data_dir,
+            device=args.device,
         )
     )
     return 0
@@ -161,6 +223,7 @@ def _embed(args: argparse.Namespace) -> int:
             variance=args.variance,
             out=args.out,
             data_path=args.data_dir,
+            device=args.device,
         )
     )
     return 0
@@ -190,7 +253,11 @@ def _probe(args: argparse.Namespace) -> int:
     from genlab.representation import probe_table
 
     report = api.probe(
-        args.run, sizes=_label_sizes(args.labels), seeds=_seeds(args.seeds), data_path=args.data_dir
+        args.run,
+        sizes=_label_sizes(args.labels),
+        seeds=_seeds(args.seeds),
+        data_path=args.data_dir,
+        device=args.device,
     )
     print(probe_table(report), end="")
     return 0
@@ -206,6 +273,7 @@ def _finetune(args: argparse.Namespace) -> int:
         seeds=_seeds(args.seeds),
         steps=args.steps,
         data_path=args.data_dir,
+        device=args.device,
     )
     print(finetune_table(report), end="")
     return 0
@@ -214,7 +282,7 @@ def _finetune(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from genlab.compare import compare
 
-    html = compare(args.runs, args.out, progress=not args.no_progress)
+    html = compare(args.runs, args.out, progress=not args.no_progress, device=args.device)
     print(f"wrote {html} and {html.with_name('report.md')}")
     return 0
 
@@ -230,6 +298,7 @@ def _zoo(args: argparse.Namespace) -> int:
         families=families,
         data_dir=args.data_dir,
         progress=not args.no_progress,
+        device=args.device,
     )
     print(f"wrote {html} and {html.with_name('report.md')}")
     return 0
@@ -265,10 +334,12 @@ def _demo(args: argparse.Namespace) -> int:
     overrides = ["data.name=digits", *args.overrides]
     if args.runs_dir:
         overrides.append(f"runs_dir={args.runs_dir}")
+    if args.device:
+        overrides.append(f"train.device={args.device}")
     config = api.load_config(None, DEMO_OVERRIDES + overrides)
     progress = not args.no_progress
     run = api.train(config, progress=progress)
-    opened = api.open_run(run, progress=progress)  # the model and data load once
+    opened = api.open_run(run, _eval_device(args), progress=progress)  # model, data load once
     results = api.evaluate(opened, progress=progress)
     outputs = [api.sample(opened), api.reconstruct(opened), api.interpolate(opened)]
     print(f"run: {run.path}")

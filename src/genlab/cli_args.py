@@ -15,6 +15,29 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        type=device,
+        metavar="DEVICE",
+        help="auto (CUDA if available), cpu, cuda, cuda:N or mps; default auto",
+    )
+
+
+def device(text: str) -> str:
+    """A device name as ``--device`` takes it (whether this machine has it is checked later,
+    before anything is loaded or written)."""
+    from genlab.devices import DEVICE_CHOICES, check_device_name  # imports torch: only if asked
+    from genlab.errors import ConfigError
+
+    try:
+        return check_device_name(text)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a device; use {DEVICE_CHOICES}"
+        ) from None
+
+
 MAX_SEED = 2**63 - 1
 
 
@@ -35,6 +58,18 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         command = "" if self.prog == "genlab" else f"{self.prog.removeprefix('genlab ')}: "
         self.exit(2, f"genlab: error: {command}{message}\n")
+
+
+def _process_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of processes, 1 to 1024: {text!r}"
+        )
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", metavar="DIR", help="where run folders go (default runs/)")
     p.add_argument("--eval", action="store_true", help="evaluate on the test set after training")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--nproc",
+        type=_process_count,
+        metavar="N",
+        help="train on N processes of this machine (starts torchrun; train.batch_size stays "
+        "the global batch)",
+    )
     _add_data_dir(p)
+    _add_device(p)
 
     p = sub.add_parser("eval", help="evaluate a run's model on the test set (writes eval.json)")
     p.add_argument("run", metavar="RUN")
@@ -77,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["test", "val"])
     p.add_argument("--no-progress", action="store_true")
     _add_data_dir(p)
+    _add_device(p)
 
     p = sub.add_parser("sample", help="a grid of samples from a run's model")
     p.add_argument("run", metavar="RUN")
@@ -101,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the chains over time start (with --steps; default noise)",
     )
     _add_data_dir(p)
+    _add_device(p)
 
     for name, text in (
         ("reconstruct", "test images above their reconstructions"),
@@ -116,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=seed, default=0, help="which test images (seeded choice)")
         p.add_argument("--out", metavar="PNG")
         _add_data_dir(p)
+        _add_device(p)
 
     p = sub.add_parser("embed", help="codes of a split (AE code, VAE posterior mean) as .npz")
     p.add_argument("run", metavar="RUN")
@@ -123,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variance", action="store_true", help="also the posterior variances (VAE)")
     p.add_argument("--out", metavar="NPZ", help="output file (default RUN/embed-<split>.npz)")
     _add_data_dir(p)
+    _add_device(p)
 
     for name, text in (
         ("probe", "logistic-regression and k-NN probes of the frozen codes"),
@@ -139,11 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "finetune":
             p.add_argument("--steps", type=int, default=1000, help="Adam steps (default 1000)")
         _add_data_dir(p)
+        _add_device(p)
 
     p = sub.add_parser("compare", help="an HTML/Markdown report comparing runs")
     p.add_argument("runs", nargs="+", metavar="RUN")
     p.add_argument("--out", default="report", metavar="DIR", help="report folder (default report)")
     p.add_argument("--no-progress", action="store_true")
+    _add_device(p)
 
     p = sub.add_parser(
         "zoo", help="train one model of each family within a time budget, then compare them"
@@ -154,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="default runs/")
     p.add_argument("--no-progress", action="store_true")
     _add_data_dir(p)
+    _add_device(p)
 
     p = sub.add_parser("list", help="list registered models, datasets and metrics")
     p.add_argument("what", nargs="?", choices=["models", "datasets", "metrics"])
@@ -162,4 +212,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", metavar="DIR", help="where the run folder goes (default runs/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-progress", action="store_true")
+    _add_device(p)
     return parser

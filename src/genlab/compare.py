@@ -16,7 +16,7 @@ from genlab import api
 from genlab.errors import ConfigError, GenlabError
 from genlab.reporting.report import build_report, summarise
 from genlab.reporting.report_render import write_report
-from genlab.runs import OpenRun, RunDir, open_run, require_model
+from genlab.runs import OpenRun, RunDir, device_overrides, open_run, require_model
 
 Run = OpenRun | RunDir | str | Path
 CHAIN_STEPS = 1000  # the length of the chains drawn for Markov-chain families
@@ -44,12 +44,19 @@ def draw_images(opened: OpenRun, folder: Path, *, progress: bool) -> dict[str, s
     return drawn
 
 
-def compare(runs: Sequence[Run], out: str | Path = "report", *, progress: bool = True) -> Path:
+def compare(
+    runs: Sequence[Run],
+    out: str | Path = "report",
+    *,
+    progress: bool = True,
+    device: str | None = None,
+) -> Path:
     """Evaluate the runs that lack eval.json, draw their images and write the report;
-    returns the HTML file's path."""
+    returns the HTML file's path. Evaluation and pictures run on ``device`` when one is given
+    (else each OpenRun's own, ``eval.device``)."""
     if not runs:
         raise ConfigError("compare needs at least one run folder")
-    opened = [open_run(r, progress=progress) for r in runs]
+    opened = [open_run(r, device_overrides(device), progress=progress) for r in runs]
     names = [o.path.name for o in opened]
     if len(set(names)) != len(names):
         raise ConfigError(f"the same run is named twice: {', '.join(names)}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from genlab.devices import check_device_name
 from genlab.errors import ConfigError
 
 RUNTIME: dict[str, Any] = {"runtime": True}  # field metadata: not saved in config.json
@@ -126,6 +127,12 @@ class TrainConfig:
     progress: bool = field(default=True, metadata=RUNTIME)
     max_steps: int | None = None  # stop after this many optimisation steps (for smoke runs)
     max_seconds: float | None = None  # stop after this much wall-clock time (a time budget)
+    # where and how fast: the device is this process's choice (not saved; a run trained on
+    # one device resumes and evaluates on another); precision and compilation are the recipe
+    device: str = field(default="auto", metadata=RUNTIME)  # auto, cpu, cuda, cuda:N, mps
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast; fp16 with a grad scaler
+    channels_last: bool = False  # NHWC memory format for convolutional networks
+    compile: bool = False  # torch.compile the model's objective
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "checkpoint_every", "step_size_epochs"):
@@ -149,6 +156,7 @@ class TrainConfig:
             raise ConfigError(f"train.max_steps must be >= 1 or null, got {self.max_steps}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"train.threads must be >= 1 or null, got {self.threads}")
+        check_device_name(self.device, "train.device")
         if len(set(self.loggers)) != len(self.loggers):
             raise ConfigError(f"train.loggers names a logger twice: {list(self.loggers)}")
 
@@ -192,6 +200,7 @@ class EvalConfig:
     ais_runs: int = 100  # independent AIS runs; their spread gives log Z's standard error
     chain_steps: tuple[int, ...] = (10, 100, 1000)  # Markov-chain lengths the chain metric scores
     chain_samples: int = 2000  # chains run by the chain metric (from noise and from test images)
+    device: str = field(default="auto", metadata=RUNTIME)  # auto, cpu, cuda, cuda:N, mps
 
     def __post_init__(self) -> None:
         for key in (
@@ -214,6 +223,7 @@ class EvalConfig:
             raise ConfigError(f"eval.ais_betas must be >= 3, got {self.ais_betas}")
         if not self.chain_steps or any(s < 1 for s in self.chain_steps):
             raise ConfigError(f"eval.chain_steps must be step counts >= 1, got {self.chain_steps}")
+        check_device_name(self.device, "eval.device")
         if self.max_images is not None and self.max_images < 1:
             raise ConfigError(f"eval.max_images must be >= 1 or null, got {self.max_images}")
 

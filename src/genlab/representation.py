@@ -6,6 +6,9 @@
   to raw pixels and PCA with as many dimensions as the code (``probe.json``, ``probe.md``).
 - ``finetune``: encoder + linear head trained end to end vs the same network from scratch
   (``finetune.json``, ``finetune.md``).
+
+Each computes where the model is: on ``device`` when one is given, else on the OpenRun's
+device (``eval.device``). Codes come back to the CPU for numpy and scikit-learn.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from genlab.evaluation.finetune import code_dim_of, finetune_comparison
 from genlab.evaluation.probe import probe_features
 from genlab.fileio import atomic_path, atomic_write_text
 from genlab.models import build_model
-from genlab.runs import OpenRun, RunDir, open_run
+from genlab.runs import OpenRun, RunDir, device_overrides, open_run
 
 Sizes = Sequence[int | None]
 Run = OpenRun | RunDir | str | Path
@@ -49,19 +52,20 @@ def embed(
     variance: bool = False,
     out: str | Path | None = None,
     data_path: str | None = None,
+    device: str | None = None,
 ) -> Path:
     """Write the codes of ``split`` as ``.npz`` (codes, labels[, variances])."""
     if split not in ("train", "val", "test"):
         raise ConfigError(f"split must be train, val or test, got {split!r}")
-    opened = open_run(run, data_path=data_path)
+    opened = open_run(run, device_overrides(device), data_path=data_path)
     model, data = opened.model, opened.data
     codes, variances = encode_images(model, data.tensor(split), variance=variance)
-    arrays = {"codes": codes.numpy()}
+    arrays = {"codes": codes.cpu().numpy()}
     labels = getattr(data, split).labels
     if labels is not None:
         arrays["labels"] = labels.numpy()
     if variances is not None:
-        arrays["variances"] = variances.numpy()
+        arrays["variances"] = variances.cpu().numpy()
     path = Path(out) if out else opened.path / f"embed-{split}.npz"
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)  # type: ignore[arg-type]
@@ -75,15 +79,17 @@ def probe(
     seeds: Sequence[int] = (0, 1, 2),
     baselines: bool = True,
     data_path: str | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
-    """Probe accuracies of the run's codes (and raw-pixel / PCA baselines); writes probe.json/md."""
+    """Probe accuracies of the run's codes (and raw-pixel / PCA baselines); writes probe.json/md.
+    The codes are computed on the device; the probes (scikit-learn) fit on the CPU."""
     _check_sizes(sizes)
-    opened = open_run(run, data_path=data_path)
+    opened = open_run(run, device_overrides(device), data_path=data_path)
     model, data = opened.model, opened.data
     train_x, test_x = data.tensor("train"), data.tensor("test")
     train_y, test_y = _labels(data, "train").numpy(), _labels(data, "test").numpy()
-    code_train, _ = encode_images(model, train_x)
-    code_test, _ = encode_images(model, test_x)
+    code_train = encode_images(model, train_x)[0].cpu()
+    code_test = encode_images(model, test_x)[0].cpu()
     dims = code_train.shape[1]
     feature_sets = {f"{model.family} code": (code_train.numpy(), code_test.numpy())}
     if baselines:
@@ -116,12 +122,14 @@ def finetune(
     steps: int = 1000,
     lr: float = 1e-3,
     data_path: str | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
-    """Encoder-initialised vs from-scratch classifiers; writes finetune.json/md."""
+    """Encoder-initialised vs from-scratch classifiers, trained on the device; writes
+    finetune.json/md."""
     _check_sizes(sizes)
     if steps < 1:
         raise ConfigError(f"steps must be positive, got {steps}")
-    opened = open_run(run, data_path=data_path)
+    opened = open_run(run, device_overrides(device), data_path=data_path)
     model, data = opened.model, opened.data
     results = finetune_comparison(
         model,

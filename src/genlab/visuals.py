@@ -1,6 +1,11 @@
 """Pictures of what a trained run does: sample grids, reconstructions, latent interpolations
 and a 2-D view of the codes. Each takes a run (folder or :class:`~genlab.runs.OpenRun`) and
 returns the PNG file it wrote; the model and data come from the run, loaded once.
+
+Each computes where the model is: on ``device`` (``auto``, ``cpu``, ``cuda``, ...) when one is
+given, else on the OpenRun's device (``eval.device``). Noise that feeds the model is drawn
+there; which test images are shown is chosen on the CPU, the same on every device; pictures
+come back to the CPU to be written.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from genlab import noise
 from genlab.errors import ConfigError, RunError
 from genlab.evaluation.features import encode_images
 from genlab.imagegrid import save_grid
@@ -20,11 +26,12 @@ from genlab.models.base import (
     SupportsReconstruct,
     SupportsSample,
     code_of,
+    device_of,
 )
 from genlab.models.markov import require_chain, run_chain, snapshot_steps
 from genlab.reporting.plots import latent_scatter
 from genlab.resources import require_fits
-from genlab.runs import OpenRun, RunDir, open_run
+from genlab.runs import OpenRun, RunDir, device_overrides, open_run
 
 Run = OpenRun | RunDir | str | Path
 LATENT_POINTS = 2000  # test images shown in the latent-space view
@@ -44,25 +51,28 @@ def sample(
     out: str | Path | None = None,
     progress: bool = True,
     steps: int | None = None,
+    device: str | None = None,
 ) -> Path:
     """A grid of n samples from the model; returns the PNG's path. Slow samplers
     (autoregressive models, long chains) show a progress bar unless ``progress`` is False.
     ``steps`` runs the model's Markov chain (RBM, denoising autoencoder) that many steps from
     noise instead of its default sampler."""
     _positive(n, "n")
-    opened = open_run(run)
+    opened = open_run(run, device_overrides(device))
     model = opened.model
     require_fits(
         IMAGE_COPIES * 4 * n * model.data_info.num_dims,
         f"drawing {n:,} samples",
         "ask for fewer with -n (a grid of 64 is the default)",
     )
-    generator = torch.Generator().manual_seed(seed)
+    generator = noise.generator(seed, device_of(model))
     if steps is not None:
         _positive(steps, "--steps")
         start = require_chain(model).chain_start(n, generator=generator)
         images, _ = run_chain(model, start, steps, generator=generator, progress=progress)
-        return save_grid(images, out or opened.run.samples / f"sample-seed{seed}-steps{steps}.png")
+        return save_grid(
+            images.cpu(), out or opened.run.samples / f"sample-seed{seed}-steps{steps}.png"
+        )
     if not isinstance(model, SupportsSample):
         if isinstance(model, SupportsMarkovChain) and model.chain_not_available() is None:
             raise ConfigError(
@@ -76,7 +86,7 @@ def sample(
         )
     with torch.no_grad():
         images = model.sample(n, generator=generator, progress=progress)
-    return save_grid(images, out or opened.run.samples / f"sample-seed{seed}.png")
+    return save_grid(images.cpu(), out or opened.run.samples / f"sample-seed{seed}.png")
 
 
 def chain(
@@ -89,6 +99,7 @@ def chain(
     out: str | Path | None = None,
     progress: bool = True,
     data_path: str | None = None,
+    device: str | None = None,
 ) -> Path:
     """n Markov chains over time, one per row, from noise or from test images (``start``);
     columns are the states after 0, 1, 3, ... ``steps`` transitions. Returns the PNG's path."""
@@ -96,25 +107,26 @@ def chain(
     _positive(steps, "--steps")
     if start not in ("noise", "test"):
         raise ConfigError(f"a chain starts from noise or test, not {start!r}")
-    opened = open_run(run, data_path=data_path)
+    opened = open_run(run, device_overrides(device), data_path=data_path)
     model = opened.model
-    generator = torch.Generator().manual_seed(seed)
+    generator = noise.generator(seed, device_of(model))
     first = (
         require_chain(model).chain_start(n, generator=generator)
         if start == "noise"
-        else test_images(opened, n, seed)
+        else test_images(opened, n, seed).to(device_of(model))
     )
     record = snapshot_steps(steps)
     _, states = run_chain(
         model, first, steps, generator=generator, record=record, progress=progress
     )
-    tiles = torch.stack([states[s] for s in record], dim=1).flatten(0, 1)  # chain-major
+    tiles = torch.stack([states[s] for s in record], dim=1).flatten(0, 1).cpu()  # chain-major
     path = out or opened.run.samples / f"chain-{start}-seed{seed}-steps{steps}.png"
     return save_grid(tiles, path, ncol=len(record))
 
 
 def test_images(opened: OpenRun, n: int, seed: int) -> torch.Tensor:
-    """n test images (as the model sees them) chosen with ``seed``."""
+    """n test images (as the model sees them) chosen with ``seed``, on the CPU: the same
+    images whatever the device."""
     _positive(n, "the number of images")
     test = opened.data.tensor("test")
     if n > test.shape[0]:
@@ -130,15 +142,16 @@ def reconstruct(
     seed: int = 0,
     out: str | Path | None = None,
     data_path: str | None = None,
+    device: str | None = None,
 ) -> Path:
     """Test images (odd rows) above their reconstructions (even rows); returns the PNG's path."""
-    opened = open_run(run, data_path=data_path)
+    opened = open_run(run, device_overrides(device), data_path=data_path)
     model = opened.model
     if not isinstance(model, SupportsReconstruct):
         raise RunError(f"the {model.family} family does not reconstruct its input")
     images = test_images(opened, n, seed)
     with torch.no_grad():
-        recon = model.reconstruct(images)
+        recon = model.reconstruct(images.to(device_of(model))).cpu()
     ncol = min(8, n)
     rows = []
     for start in range(0, n, ncol):
@@ -155,6 +168,7 @@ def interpolate(
     seed: int = 0,
     out: str | Path | None = None,
     data_path: str | None = None,
+    device: str | None = None,
 ) -> Path:
     """Decode straight lines between the codes of test-image pairs: one row per pair, the two
     real images at the ends; returns the PNG's path.
@@ -164,7 +178,7 @@ def interpolate(
     generated images from one end to the other; no data is loaded."""
     _positive(steps, "steps")
     _positive(pairs, "pairs")
-    opened = open_run(run, data_path=data_path)
+    opened = open_run(run, device_overrides(device), data_path=data_path)
     model = opened.model
     require_fits(
         IMAGE_COPIES * 4 * pairs * steps * model.data_info.num_dims,
@@ -172,27 +186,30 @@ def interpolate(
         "ask for fewer --pairs or --steps",
     )
     out = out or opened.run.samples / f"interpolate-seed{seed}.png"
-    t = torch.linspace(0, 1, steps).view(1, steps, 1)
+    where = device_of(model)
+    t = torch.linspace(0, 1, steps, device=where).view(1, steps, 1)
     if not isinstance(model, SupportsEncode) and isinstance(model, SupportsGenerate):
-        z = torch.randn(2 * pairs, model.latent_dim, generator=torch.Generator().manual_seed(seed))
+        z = noise.normal((2 * pairs, model.latent_dim), noise.generator(seed, where))
         path = z[0::2].unsqueeze(1) * (1 - t) + z[1::2].unsqueeze(1) * t  # (P, S, L)
         with torch.no_grad():
             generated = model.generate(path.flatten(0, 1))
-        return save_grid(generated, out, ncol=steps)
+        return save_grid(generated.cpu(), out, ncol=steps)
     if not (isinstance(model, SupportsEncode) and isinstance(model, SupportsDecode)):
         raise RunError(f"the {model.family} family has no latent space to interpolate in")
     images = test_images(opened, 2 * pairs, seed)
     with torch.no_grad():
-        codes = code_of(model.encode(images))  # (2P, L): posterior mean, or the AE's code
+        codes = code_of(model.encode(images.to(where)))  # (2P, L): posterior mean, or AE code
         path = codes[0::2].unsqueeze(1) * (1 - t) + codes[1::2].unsqueeze(1) * t  # (P, S, L)
-        decoded = model.decode(path.flatten(0, 1)).view(pairs, steps, *images.shape[1:])
+        decoded = model.decode(path.flatten(0, 1)).view(pairs, steps, *images.shape[1:]).cpu()
     grid = torch.cat([images[0::2].unsqueeze(1), decoded, images[1::2].unsqueeze(1)], dim=1)
     return save_grid(grid.flatten(0, 1), out, ncol=steps + 2)
 
 
-def latent_view(run: Run, out: str | Path, *, points: int = LATENT_POINTS) -> Path:
+def latent_view(
+    run: Run, out: str | Path, *, points: int = LATENT_POINTS, device: str | None = None
+) -> Path:
     """A 2-D PCA view of the codes of the first ``points`` test images, coloured by label."""
-    opened = open_run(run)
+    opened = open_run(run, device_overrides(device))
     model = opened.model
     labels = opened.data.split("test").labels
     if not isinstance(model, SupportsEncode):
@@ -202,4 +219,4 @@ def latent_view(run: Run, out: str | Path, *, points: int = LATENT_POINTS) -> Pa
     codes, _ = encode_images(model, opened.data.tensor("test")[:points])
     kind = "posterior means" if model.traits.variational else "codes"
     title = f"{opened.path.name}: {kind}"
-    return latent_scatter(codes.numpy(), labels[:points].numpy(), title, Path(out))
+    return latent_scatter(codes.cpu().numpy(), labels[:points].numpy(), title, Path(out))

@@ -19,10 +19,11 @@ from typing import Any
 
 from genlab import api
 from genlab.compare import compare
+from genlab.devices import resolve_device
 from genlab.errors import ConfigError
 from genlab.fileio import atomic_write_json
 from genlab.models import MODELS, run_config_from_dict
-from genlab.runs import RunDir, open_run
+from genlab.runs import RunDir, device_overrides, open_run
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,13 @@ def run_zoo(
     families: list[str] | None = None,
     data_dir: str | None = None,
     progress: bool = True,
+    device: str | None = None,
 ) -> Path:
-    """Train, evaluate and compare; returns the report's index.html."""
+    """Train, evaluate and compare; returns the report's index.html. ``device`` is where
+    every run trains (``train.device``) and is evaluated (``eval.device``); default auto."""
     seconds = parse_budget(budget)
+    if device is not None:
+        resolve_device(device, "--device")  # a device this machine lacks: an error up front
     schedule = plan(seconds, families)
     root = Path(runs_dir) / f"zoo-{time.strftime('%Y%m%d-%H%M%S')}-{data}"
     samples = eval_samples(seconds)
@@ -149,7 +154,12 @@ def run_zoo(
                 **({"path": data_dir} if data_dir else {}),
             },
             "model": {"name": entry.family, **entry.model},
-            "train": {"epochs": MAX_EPOCHS, "max_seconds": limit, **entry.train},
+            "train": {
+                "epochs": MAX_EPOCHS,
+                "max_seconds": limit,
+                **entry.train,
+                **({"device": device} if device is not None else {}),
+            },
             "eval": {"num_samples": samples},
             "runs_dir": str(root / "runs"),
         }
@@ -163,7 +173,7 @@ def run_zoo(
     opened = []
     for entry, run in runs:  # each run's model and data load once, for evaluation and report
         start = time.perf_counter()
-        handle = open_run(run, progress=progress)
+        handle = open_run(run, device_overrides(device), progress=progress)
         api.evaluate(handle, progress=progress)
         if entry.finetune:
             api.finetune(handle, sizes=(1000,), seeds=(0,), steps=300)

@@ -54,9 +54,20 @@ class DataSplits:
         return getattr(self, split)
 
     def stream(
-        self, split: str, batch_size: int, *, shuffle: bool, seed: int = 0, drop_last: bool = False
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        drop_last: bool = False,
+        device: torch.device | str | None = None,
+        rank: int = 0,
+        world: int = 1,
     ) -> BatchStream:
-        """Batches of ``split``; train with 'dynamic' resamples its binarisation every batch."""
+        """Batches of ``split``; train with 'dynamic' resamples its binarisation every batch.
+        ``device``: where the split's uint8 pixels are held and batched; ``rank`` of ``world``:
+        this process's shard of every batch (see :class:`BatchStream`)."""
         labels = self.split(split).labels
         if split == "train" and self.binarize == "dynamic":
             images, mode = self.train.images, "bernoulli"
@@ -70,6 +81,9 @@ class DataSplits:
             shuffle=shuffle,
             seed=seed,
             drop_last=drop_last,
+            device=device,
+            rank=rank,
+            world=world,
         )
 
     def tensor(self, split: str) -> torch.Tensor:

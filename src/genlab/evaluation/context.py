@@ -2,6 +2,11 @@
 
 Several metrics need the same expensive things (the model's samples, their features, the
 feature network, the real features); :class:`EvalContext` computes each once, on first use.
+
+Everything runs on the model's device (:attr:`EvalContext.device`): the evaluation images stay
+on the CPU and go there batch by batch, the model's noise is drawn there, and the samples and
+features live there. Choices of images (which training images, which KID subsets) are drawn on
+the CPU, so they are the same on every device.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from typing import Any, cast
 import torch
 from tqdm.auto import tqdm
 
+from genlab import noise
 from genlab.config import EvalConfig
 from genlab.evaluation.feature_net import FeatureNet, load_or_train_feature_net
-from genlab.models.base import DataInfo, GenerativeModel, SupportsSample
+from genlab.models.base import DataInfo, GenerativeModel, SupportsSample, device_of
 from genlab.resources import require_fits
 
 SAMPLE_BATCH = 500  # images per call to model.sample when drawing the evaluation samples
@@ -30,7 +36,7 @@ def count_label(n: int) -> str:
 @dataclass
 class EvalContext:
     model: GenerativeModel
-    images: torch.Tensor  # (N, C, H, W) evaluation images as the model sees them
+    images: torch.Tensor  # (N, C, H, W) evaluation images as the model sees them, on the CPU
     cfg: EvalConfig
     data: Any = None  # DataSplits: labels, training split, feature network
     run_info: dict[str, Any] | None = None  # run.json of the evaluated run, if any
@@ -42,12 +48,24 @@ class EvalContext:
     def info(self) -> DataInfo:
         return self.model.data_info
 
+    @property
+    def device(self) -> torch.device:
+        """Where the evaluation computes: the model's device."""
+        return device_of(self.model)
+
     def generator(self) -> torch.Generator:
-        """A fresh generator seeded with eval.seed: each metric draws the same noise."""
-        return torch.Generator().manual_seed(self.cfg.seed)
+        """A fresh generator seeded with eval.seed on the model's device: each metric draws the
+        same noise."""
+        return noise.generator(self.cfg.seed, self.device)
+
+    def choice_generator(self) -> torch.Generator:
+        """A fresh CPU generator seeded with eval.seed, for choices of images (subsets,
+        orders): they are the same whatever the device."""
+        return noise.generator(self.cfg.seed)
 
     def batches(self) -> Iterable[torch.Tensor]:
-        return self.images.split(self.cfg.batch_size)
+        """The evaluation images in batches of eval.batch_size, each moved to the device."""
+        return (x.to(self.device) for x in self.images.split(self.cfg.batch_size))
 
     def bar(self, iterable: Iterable[Any], name: str, total: int | None = None) -> Iterable[Any]:
         return tqdm(
@@ -86,12 +104,16 @@ class EvalContext:
         return min(self.cfg.num_samples, self.images.shape[0])
 
     def feature_net(self) -> tuple[FeatureNet, dict[str, Any]]:
+        """The data's feature network (on the device) and its record."""
         return self.memo(
-            "feature_net", lambda: load_or_train_feature_net(self.data, progress=self.progress)
+            "feature_net",
+            lambda: load_or_train_feature_net(
+                self.data, device=self.device, progress=self.progress
+            ),
         )
 
     def samples(self) -> tuple[torch.Tensor, float]:
-        """(num_samples model samples (n, C, H, W), seconds spent drawing them)."""
+        """(num_samples model samples (n, C, H, W) on the device, seconds spent drawing them)."""
 
         def draw() -> tuple[torch.Tensor, float]:
             model = cast(SupportsSample, self.model)  # only metrics for samplers ask for samples
@@ -106,7 +128,9 @@ class EvalContext:
             with torch.no_grad():
                 for size in self.bar(sizes, "samples", len(sizes)):
                     chunks.append(model.sample(size, generator=generator))
-            return torch.cat(chunks).clamp_(0, 1), time.perf_counter() - start
+            samples = torch.cat(chunks).clamp_(0, 1)
+            synchronize(self.device)
+            return samples, time.perf_counter() - start
 
         return self.memo("samples", draw)
 
@@ -129,7 +153,15 @@ class EvalContext:
         def compute() -> torch.Tensor:
             train = self.data.tensor("train")
             count = min(self.real_features().shape[0], train.shape[0])
-            index = torch.randperm(train.shape[0], generator=self.generator())[:count]
+            index = noise.permutation(train.shape[0], self.choice_generator())[:count]
             return self.feature_net()[0].features_of(train[index])
 
         return self.memo("floor_features", compute)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock read after it times the work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

@@ -9,6 +9,11 @@ is stored with it and reported next to every metric computed in its feature spac
 
 Models see either binarised or 8-bit images, so the network is trained on both: each batch is
 binarised (an exact Bernoulli draw per pixel) with probability ``binarize_prob``.
+
+The network trains and runs on the device it is given (the evaluated model's). Its batches are
+chosen and binarised on the CPU with its seed, the same on every device, and moved there; so a
+network trained on a GPU differs from the CPU's only by rounding, and the cache holds one per
+dataset and configuration whatever the device it was trained on.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from tqdm.auto import tqdm
 from genlab.data.locate import user_cache_dir
 from genlab.errors import RunError
 from genlab.fileio import atomic_path, atomic_write_json
+from genlab.models.base import device_of
 
 FEATURE_NET_NAME = "cnn"  # the <net> part of metric names such as fd_cnn_10k
 
@@ -76,9 +82,11 @@ class FeatureNet(nn.Module):
 
     @torch.no_grad()
     def features_of(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-        """Penultimate-layer features (N, feature_dim) of images (N, C, H, W) in [0, 1]."""
+        """Penultimate-layer features (N, feature_dim) of images (N, C, H, W) in [0, 1], on
+        the network's device (each batch of ``images`` is moved there)."""
         self.eval()
-        return torch.cat([self.embed(x) for x in images.split(batch_size)])
+        device = device_of(self)
+        return torch.cat([self.embed(x.to(device)) for x in images.split(batch_size)])
 
 
 def _grey(images: torch.Tensor) -> torch.Tensor:
@@ -91,15 +99,21 @@ def _binarised(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def _accuracy(net: FeatureNet, images: torch.Tensor, labels: torch.Tensor) -> float:
     net.eval()
+    device = device_of(net)
     with torch.no_grad():
-        logits = torch.cat([net(x) for x in images.split(1000)])
+        logits = torch.cat([net(x.to(device)).cpu() for x in images.split(1000)])
     return (logits.argmax(1) == labels).double().mean().item()
 
 
 def train_feature_net(
-    data: Any, cfg: FeatureNetConfig, *, progress: bool = True
+    data: Any,
+    cfg: FeatureNetConfig,
+    *,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
 ) -> tuple[FeatureNet, dict[str, Any]]:
-    """Train the classifier on ``data``'s training split; return it and its record."""
+    """Train the classifier on ``data``'s training split on ``device``; return it (there)
+    and its record."""
     train, test = data.train, data.test
     if train.labels is None or test.labels is None:
         raise RunError(
@@ -109,9 +123,9 @@ def train_feature_net(
         )
     classes = int(train.labels.max().item()) + 1
     torch.manual_seed(cfg.seed)
-    net = FeatureNet(data.shape, classes, cfg)
+    net = FeatureNet(data.shape, classes, cfg).to(device)  # initialised on the CPU
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    generator = torch.Generator().manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)  # batches: chosen on the CPU
     n = train.images.shape[0]
     per_epoch = -(-n // cfg.batch_size)
     epochs = max(cfg.epochs, -(-cfg.min_steps // per_epoch))
@@ -125,7 +139,8 @@ def train_feature_net(
             x = _grey(train.images[index])  # (B, C, H, W)
             if torch.rand((), generator=generator).item() < cfg.binarize_prob:
                 x = _binarised(x, generator)
-            loss = nn.functional.cross_entropy(net(x), train.labels[index])
+            logits = net(x.to(device))
+            loss = nn.functional.cross_entropy(logits, train.labels[index].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -154,9 +169,14 @@ def cache_path(data: Any, cfg: FeatureNetConfig) -> Path:
 
 
 def load_or_train_feature_net(
-    data: Any, cfg: FeatureNetConfig | None = None, *, progress: bool = True
+    data: Any,
+    cfg: FeatureNetConfig | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
 ) -> tuple[FeatureNet, dict[str, Any]]:
-    """The cached feature network for ``data`` (trained and cached on first use)."""
+    """The cached feature network for ``data`` (trained and cached on first use), on
+    ``device``."""
     cfg = cfg or FeatureNetConfig()
     base = cache_path(data, cfg)
     weights, meta = base.with_suffix(".safetensors"), base.with_suffix(".json")
@@ -165,10 +185,10 @@ def load_or_train_feature_net(
         net = FeatureNet(data.shape, record["classes"], cfg)
         net.load_state_dict(load_file(str(weights)))
         net.eval()
-        return net, record
-    net, record = train_feature_net(data, cfg, progress=progress)
+        return net.to(device), record
+    net, record = train_feature_net(data, cfg, device=device, progress=progress)
     base.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     with atomic_path(weights) as tmp:
         save_file(state, str(tmp))
     atomic_write_json(meta, record)  # written last: its presence says the weights are complete

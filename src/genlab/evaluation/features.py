@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from genlab.errors import RunError
-from genlab.models.base import GenerativeModel, SupportsEncode, code_of
+from genlab.models.base import GenerativeModel, SupportsEncode, code_of, device_of
 from genlab.models.distributions import DiagonalGaussian
 
 
@@ -13,13 +13,17 @@ from genlab.models.distributions import DiagonalGaussian
 def encode_images(
     model: GenerativeModel, images: torch.Tensor, *, batch_size: int = 1000, variance: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(codes (N, L), variances (N, L) or None) of images (N, C, H, W), in eval mode."""
+    """(codes (N, L), variances (N, L) or None) of images (N, C, H, W), in eval mode.
+
+    Runs where the model is: each batch of ``images`` (which may stay on the CPU) is moved to
+    the model's device, and the codes are returned there."""
     if not isinstance(model, SupportsEncode):
         raise RunError(f"the {model.family} family has no encoder to take codes from")
     model.eval()
     codes, variances = [], []
+    device = device_of(model)
     for x in images.split(batch_size):
-        encoded = model.encode(x)
+        encoded = model.encode(x.to(device))
         codes.append(code_of(encoded))
         if variance:
             if not isinstance(encoded, DiagonalGaussian):

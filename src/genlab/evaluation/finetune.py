@@ -4,6 +4,9 @@ The classifier is the model's encoder followed by a linear layer on its code (th
 or the mean half of a VAE encoder's output). Both variants, encoder-initialised and randomly
 initialised, get the same labelled subset, optimiser, number of steps, batch order and seed,
 so the difference in test accuracy measures what the unsupervised training contributed.
+
+Both train and run on the model's device; the images and labels stay on the CPU, the batch
+order is drawn there (the same on every device) and each batch is moved to the device.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import torch
 from torch import nn
 
 from genlab.evaluation.probe import stratified_subset, summarize
-from genlab.models.base import GenerativeModel
+from genlab.models.base import GenerativeModel, device_of
 
 
 class EncoderClassifier(nn.Module):
@@ -44,12 +47,13 @@ def build_classifier(
     seed: int,
 ) -> EncoderClassifier:
     """The encoder of ``model`` (a copy, weights exactly as trained) or of a freshly initialised
-    model (``fresh()`` under ``seed``), with a linear head initialised under ``seed``."""
+    model (``fresh()`` under ``seed``), with a linear head initialised under ``seed``; on the
+    model's device (initialised on the CPU, so alike on every device)."""
     torch.manual_seed(seed)
     # GenerativeModel declares no encoder: families with Traits(encoder=True) hold an nn.Module
     encoder = cast(nn.Module, copy.deepcopy(model.encoder) if pretrained else fresh().encoder)
     torch.manual_seed(seed + 1)
-    return EncoderClassifier(encoder, code_dim_of(model), classes)
+    return EncoderClassifier(encoder, code_dim_of(model), classes).to(device_of(model))
 
 
 def train_classifier(
@@ -63,7 +67,8 @@ def train_classifier(
     seed: int,
 ) -> EncoderClassifier:
     optimizer = torch.optim.Adam(classifier.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # the batch order: on the CPU
+    device = device_of(classifier)
     classifier.train()
     order = torch.randperm(x.shape[0], generator=generator)
     position = 0
@@ -72,7 +77,8 @@ def train_classifier(
             order, position = torch.randperm(x.shape[0], generator=generator), 0
         index = order[position : position + batch_size]
         position += batch_size
-        loss = nn.functional.cross_entropy(classifier(x[index]), y[index])
+        logits = classifier(x[index].to(device))
+        loss = nn.functional.cross_entropy(logits, y[index].to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -82,8 +88,9 @@ def train_classifier(
 @torch.no_grad()
 def accuracy(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     classifier.eval()
+    device = device_of(classifier)
     correct = sum(
-        int((classifier(xb).argmax(1) == yb).sum())
+        int((classifier(xb.to(device)).argmax(1).cpu() == yb).sum())
         for xb, yb in zip(x.split(1000), y.split(1000), strict=True)
     )
     return correct / x.shape[0]

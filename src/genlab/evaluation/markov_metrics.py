@@ -55,7 +55,7 @@ class AisNegativeLogLikelihood(Metric):
     def compute(self, ctx: EvalContext) -> MetricResult:
         model = cast(SupportsPartitionEstimate, ctx.model)  # checked by not_applicable
         cfg = ctx.cfg
-        train = ctx.data.tensor("train") if ctx.data is not None else None
+        train = ctx.data.tensor("train").to(ctx.device) if ctx.data is not None else None
         estimate = model.estimate_log_partition(
             train,
             betas=cfg.ais_betas,
@@ -64,7 +64,9 @@ class AisNegativeLogLikelihood(Metric):
             progress=ctx.progress,
         )
         with torch.no_grad():
-            energies = torch.cat([model.free_energy(x).double() for x in ctx.batch_bar("nll_ais")])
+            energies = torch.cat(
+                [model.free_energy(x).cpu().double() for x in ctx.batch_bar("nll_ais")]
+            )
         nll = energies + estimate.log_z
         mean, sem = mean_and_sem(nll)
         return MetricResult(
@@ -122,7 +124,7 @@ class ChainQuality(Metric):
         n = min(cfg.chain_samples, ctx.images.shape[0])
         steps = sorted(set(cfg.chain_steps))
         net, info = ctx.feature_net()
-        real_images = ctx.images[:n]
+        real_images = ctx.images[:n].to(ctx.device)
         real = net.features_of(real_images)
         generator = ctx.generator()
         start = cast(SupportsMarkovChain, model).chain_start(n, generator=generator)
@@ -152,7 +154,7 @@ class ChainQuality(Metric):
                 fake,
                 subsets=cfg.kid_subsets,
                 subset_size=cfg.kid_subset_size,
-                generator=ctx.generator(),
+                generator=ctx.choice_generator(),  # the same subsets on every device
             )
             details["kid"].append(kid)
             precision, recall = precision_recall(real, fake, k=cfg.pr_k)

@@ -11,6 +11,8 @@ CLI's lines all come from here. Sample-quality metrics live in ``sample_metrics.
 and speed metrics in ``run_metrics.py``; both register here.
 
 Adding a metric is one class in one of those files, registered with ``METRICS.register``.
+A metric computes on the model's device (``ctx.batches()`` are there, ``ctx.generator()``
+draws there) and brings per-image values back to the CPU (``.cpu()``) for its statistics.
 """
 
 from __future__ import annotations
@@ -104,9 +106,9 @@ class NegativeLogLikelihood(Metric):
         for x in ctx.batch_bar("nll"):
             result = model.log_likelihood(x, k=cfg.iwae_k, generator=generator)
             kind = result.kind
-            values.append(-result.values.double())
+            values.append(-result.values.cpu().double())
             if result.stderr is not None:
-                mc_var.append(result.stderr.double().square())
+                mc_var.append(result.stderr.cpu().double().square())
         nll = torch.cat(values)
         mean, sem_images = mean_and_sem(nll)
         name = {"exact": "nll_exact", "iwae_bound": f"nll_iwae_k{cfg.iwae_k}"}.get(
@@ -147,7 +149,7 @@ class Elbo(Metric):
         for x in ctx.batch_bar("elbo"):
             terms = model.elbo_terms(x, generator=generator)
             for key in parts:
-                parts[key].append(terms[key].double())
+                parts[key].append(terms[key].cpu().double())
         elbo = torch.cat(parts["elbo"])
         mean, sem = mean_and_sem(elbo)
         return MetricResult(
@@ -188,9 +190,9 @@ class ReconstructionError(Metric):
         squared, nll = [], []
         for x in ctx.batch_bar("recon_error"):
             recon = model.reconstruct(x)
-            squared.append((recon - x).double().square().flatten(1).mean(1))
+            squared.append((recon - x).double().square().flatten(1).mean(1).cpu())
             if isinstance(model, SupportsReconstructionLikelihood):
-                nll.append(-model.reconstruction_log_prob(x).double())
+                nll.append(-model.reconstruction_log_prob(x).cpu().double())
         mse, sem = mean_and_sem(torch.cat(squared))
         details: dict[str, Any] = {"stderr_images": sem, "code": "posterior mean"}
         if nll:

@@ -20,32 +20,37 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from genlab.evaluation.context import EvalContext
+from genlab import noise
+from genlab.devices import describe
+from genlab.evaluation.context import EvalContext, synchronize
 from genlab.evaluation.features import encode_images
 from genlab.evaluation.metrics import METRICS, Metric, MetricResult
 from genlab.evaluation.probe import probe_features
 from genlab.models.ar_sampling import AutoregressiveModel, sample_autoregressive
-from genlab.models.base import SupportsEncode, SupportsSample
+from genlab.models.base import SupportsEncode, SupportsSample, device_of
 
 NAIVE_BATCH = 2  # images drawn by both autoregressive samplers for the speed-up
 
 
-def _timed(function) -> tuple[torch.Tensor, float]:  # noqa: ANN001
+def _timed(function, device: torch.device) -> tuple[torch.Tensor, float]:  # noqa: ANN001
+    """``function()``'s result and the seconds it took, its work on ``device`` included."""
     start = time.perf_counter()
     with torch.no_grad():
         result = function()
+    synchronize(device)
     return result, time.perf_counter() - start
 
 
 def sampler_speedup(model: AutoregressiveModel, seed: int) -> dict[str, float | bool]:
     """Naive against cached sampling of the same NAIVE_BATCH images from the same noise."""
-    runs = {}
+    runs, device = {}, device_of(model)
     for sampler in ("naive", "cached"):
-        generator = torch.Generator().manual_seed(seed)
+        generator = noise.generator(seed, device)
         runs[sampler] = _timed(
             lambda s=sampler, g=generator: sample_autoregressive(
                 model, NAIVE_BATCH, generator=g, sampler=s
-            )
+            ),
+            device,
         )
     (naive, naive_s), (cached, cached_s) = runs["naive"], runs["cached"]
     return {
@@ -82,10 +87,10 @@ class ProbeAccuracy(Metric):
         sizes, seeds = (labels,), (ctx.cfg.seed,)
 
         def accuracy(train: torch.Tensor, test: torch.Tensor) -> float:
-            result = probe_features(
-                train.numpy().reshape(train.shape[0], -1),
+            result = probe_features(  # scikit-learn: on the CPU
+                train.cpu().numpy().reshape(train.shape[0], -1),
                 train_labels,
-                test.numpy().reshape(test.shape[0], -1),
+                test.cpu().numpy().reshape(test.shape[0], -1),
                 test_labels,
                 sizes=sizes,
                 seeds=seeds,
@@ -110,7 +115,7 @@ class ProbeAccuracy(Metric):
 
 @dataclass
 class SamplingSpeed(Metric):
-    description = "images per second drawn by the model's sampler (single process, CPU threads)"
+    description = "images per second drawn by the model's sampler (single process, one device)"
     direction = "higher"
 
     def format(self, entry: dict[str, Any]) -> str:
@@ -131,12 +136,13 @@ class SamplingSpeed(Metric):
         else:
             count, how = ctx.cfg.speed_samples, "eval.speed_samples images"
             model = cast(SupportsSample, ctx.model)  # checked by not_applicable
-            _, seconds = _timed(lambda: model.sample(count, generator=ctx.generator()))
+            _, seconds = _timed(lambda: model.sample(count, generator=ctx.generator()), ctx.device)
         details: dict[str, object] = {
             "images": int(count),
             "seconds": seconds,
             "measured_on": how,
             "threads": torch.get_num_threads(),
+            "device": describe(ctx.device),
         }
         if isinstance(ctx.model, AutoregressiveModel):
             details.update(sampler_speedup(ctx.model, ctx.cfg.seed))

@@ -1,4 +1,17 @@
-"""Run the configured metrics on one split and collect a JSON-ready result."""
+"""Run the configured metrics on one split and collect a JSON-ready result.
+
+The device rule: **evaluation runs where the model is.** The caller puts the model on a device
+(:func:`~genlab.runs.open_run` does, from ``eval.device`` / ``--device``); nothing here picks a
+device or moves the model. The data stay on the CPU as they are loaded; each batch of images
+is moved to the model's device, the model's noise is drawn there with a generator made on that
+device (``genlab.noise``), and so are the samples, the feature network and its features, the
+probes' codes and the fine-tuned classifiers. Choices of images (subsets, orders) are drawn on
+the CPU, so the same images are used on every device. Numbers come back to the CPU
+(``.cpu()``, ``.item()``) for the JSON result. On the CPU every result is bitwise what it was
+before devices existed; on a GPU the noise comes from another generator, so results agree
+within Monte-Carlo error, not bitwise. scikit-learn's probes (logistic regression, k-NN)
+run on the CPU, on codes brought back from the device.
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Each compares n model samples with the first n evaluation images, n = ``eval.num_samples``
 or the number of evaluation images if that is smaller, and reports as its ``floor`` the same
 quantity for n real training images against those evaluation images: what a perfect model
-would score at this sample size.
+would score at this sample size. Features are computed on the model's device.
 Names carry the feature network, the neighbourhood size and the number of samples, e.g.
 ``fd_cnn_10k``, ``kid_cnn_10k``, ``precision_cnn_k3_10k``, ``coverage_cnn_k5_10k``.
 """
@@ -105,7 +105,7 @@ class KernelDistance(SampleMetric):
             fake,
             subsets=cfg.kid_subsets,
             subset_size=cfg.kid_subset_size,
-            generator=ctx.generator(),
+            generator=ctx.choice_generator(),  # the same subsets on every device
         )
         return {"value": mean, "std": std, "subsets": cfg.kid_subsets}
 

@@ -1,6 +1,7 @@
 """Distances between two sets of feature vectors: the sample-quality metrics.
 
-All functions take feature matrices ``real`` (N, F) and ``fake`` (M, F) and compute in float64.
+All functions take feature matrices ``real`` (N, F) and ``fake`` (M, F) and compute in float64
+on their device.
 
 - Fréchet distance (Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule"): the
   2-Wasserstein distance between Gaussians fitted to the two sets,
@@ -21,6 +22,8 @@ All functions take feature matrices ``real`` (N, F) and ``fake`` (M, F) and comp
 from __future__ import annotations
 
 import torch
+
+from genlab import noise
 
 DISTANCE_CHUNK = 2048  # rows per block of pairwise distances (keeps memory at O(chunk * N))
 
@@ -77,15 +80,16 @@ def kernel_inception_distance(
 ) -> tuple[float, float]:
     """(mean, standard deviation) over ``subsets`` random subsets of the unbiased MMD^2 with a
     cubic polynomial kernel. Each subset draws ``min(subset_size, N, M)`` points from each set
-    without replacement."""
+    without replacement, chosen with ``generator`` on its device (pass a CPU generator for
+    the same subsets whatever the features' device)."""
     a, b = _as_double(real), _as_double(fake)
     size = min(subset_size, a.shape[0], b.shape[0])
     if size < 2:
         raise ValueError("KID needs at least two feature vectors per set")
     values = []
     for _ in range(subsets):
-        ia = torch.randperm(a.shape[0], generator=generator)[:size]
-        ib = torch.randperm(b.shape[0], generator=generator)[:size]
+        ia = noise.permutation(a.shape[0], generator)[:size].to(a.device)
+        ib = noise.permutation(b.shape[0], generator)[:size].to(b.device)
         values.append(_polynomial_mmd2_unbiased(a[ia], b[ib]))
     stacked = torch.stack(values)
     std = stacked.std().item() if subsets > 1 else 0.0

@@ -26,6 +26,7 @@ from typing import Literal
 import torch
 from tqdm.auto import tqdm
 
+from genlab import noise
 from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood, Traits
 from genlab.models.masked import frozen_masks, inverse_cdf, log_prob, to_input, to_levels
 
@@ -135,7 +136,7 @@ def sample_autoregressive(
     c, h, w = model.data_info.shape
     levels = model.levels
     ref = next(model.parameters())
-    u = torch.rand(n, h, w, c, generator=generator, dtype=torch.float64)  # (n, H, W, C)
+    u = noise.uniform((n, h, w, c), generator, torch.float64)  # (n, H, W, C)
     k = torch.zeros(n, c, h, w, dtype=torch.long, device=ref.device)  # (n, C, H, W)
     u = u.to(ref.device)
     was_training = model.training

@@ -23,6 +23,7 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
+from genlab import noise
 from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo, GenerativeModel, Traits
@@ -150,12 +151,12 @@ class Autoencoder(GenerativeModel):
     # -- the denoising Markov chain ----------------------------------------------------------
     def corrupt(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Masking noise: each pixel zeroed with probability ``model.denoising``."""
-        keep = torch.rand(x.shape, generator=generator) >= self.config.denoising
+        keep = noise.uniform(x.shape, generator) >= self.config.denoising
         return x * keep
 
     def _sample_given(self, x_in: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         p = torch.sigmoid(self._decoder_output(self.encode(x_in)))
-        return (torch.rand(p.shape, generator=generator, dtype=p.dtype) < p).to(p.dtype)
+        return noise.bernoulli(p, generator)
 
     def chain_not_available(self) -> str | None:
         if self.config.denoising == 0:
@@ -173,7 +174,7 @@ class Autoencoder(GenerativeModel):
     def chain_start(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images of Bernoulli(0.5) noise."""
         shape = (n, *self.data_info.shape)
-        return (torch.rand(shape, generator=generator) < 0.5).float()
+        return (noise.uniform(shape, generator) < 0.5).float()
 
     def chain_step(
         self, x: torch.Tensor, *, generator: torch.Generator | None = None

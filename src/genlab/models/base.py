@@ -200,3 +200,10 @@ class SupportsReconstructionLikelihood(Protocol):
 def code_of(encoded: Any) -> torch.Tensor:
     """The point code of an ``encode`` result: a tensor as is, a distribution's mean."""
     return encoded if isinstance(encoded, torch.Tensor) else encoded.mean
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """The device a model computes on: that of its first parameter (the CPU if it has none).
+    Evaluation runs where the model is."""
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from genlab import noise
+
 EXACT_MAX_HIDDEN = 24  # 2^24 hidden states is the most exact enumeration will take
 ENUMERATION_CHUNK = 4096  # hidden states per block of the enumeration
 
@@ -30,7 +32,7 @@ def free_energy(v: torch.Tensor, w: torch.Tensor, b: torch.Tensor, c: torch.Tens
 
 def bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """A 0/1 sample of independent Bernoulli(p) variables, in p's dtype."""
-    return (torch.rand(p.shape, generator=generator, dtype=p.dtype) < p).to(p.dtype)
+    return noise.bernoulli(p, generator)
 
 
 def gibbs_step(
@@ -53,10 +55,10 @@ def exact_log_partition(w: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> fl
     if hidden > EXACT_MAX_HIDDEN:
         raise ValueError(f"exact enumeration takes at most {EXACT_MAX_HIDDEN} hidden units")
     w, b, c = w.double(), b.double(), c.double()
-    bits = 2 ** torch.arange(hidden)
+    bits = 2 ** torch.arange(hidden, device=w.device)
     terms = []
     for start in range(0, 2**hidden, ENUMERATION_CHUNK):
-        index = torch.arange(start, min(start + ENUMERATION_CHUNK, 2**hidden))
+        index = torch.arange(start, min(start + ENUMERATION_CHUNK, 2**hidden), device=w.device)
         h = ((index.unsqueeze(1) & bits) > 0).double()  # (chunk, H)
         terms.append(h @ c + F.softplus(h @ w + b).sum(1))
     return torch.logsumexp(torch.cat(terms), 0).item()
@@ -132,7 +134,7 @@ def ais_log_partition(
     hidden = w.shape[0]
     log_z_base = F.softplus(base.double()).sum().item() + hidden * math.log(2.0)
     v = bernoulli(torch.sigmoid(base).expand(runs, -1), generator)
-    log_w = torch.zeros(runs, dtype=torch.float64)
+    log_w = torch.zeros(runs, dtype=torch.float64, device=w.device)
     visible_delta = b.double() - base.double()  # d/d(beta) of the visible term
     steps = tqdm(
         range(1, schedule.numel()), desc="ais", unit="beta", disable=not progress, leave=False

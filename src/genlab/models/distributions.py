@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from genlab import noise
 from genlab.registry import Registry
 
 LOG_2PI = math.log(2 * math.pi)
@@ -149,7 +150,7 @@ class DiscretizedLogistic(Likelihood):
         self, params: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         mean, log_scale = self._split(params)
-        u = torch.rand(mean.shape, generator=generator, dtype=mean.dtype).clamp(1e-5, 1 - 1e-5)
+        u = noise.uniform(mean.shape, generator, mean.dtype).clamp(1e-5, 1 - 1e-5)
         xs = mean + torch.exp(log_scale) * (torch.log(u) - torch.log1p(-u))
         return torch.round((xs.clamp(-1.0, 1.0) + 1.0) * 127.5) / 255.0
 
@@ -166,7 +167,10 @@ class Categorical256(Likelihood):
         return log_p.flatten(1).sum(1)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
-        levels = torch.arange(256, dtype=params.dtype).view(1, 256, 1, 1, 1) / 255.0
+        levels = (
+            torch.arange(256, dtype=params.dtype, device=params.device).view(1, 256, 1, 1, 1)
+            / 255.0
+        )
         return (torch.softmax(params, dim=1) * levels).sum(1)
 
     def sample(

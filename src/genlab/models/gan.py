@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from genlab import noise
 from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo, GenerativeModel, Phase, Traits
@@ -244,7 +245,7 @@ class GAN(GenerativeModel):
         """WGAN-GP penalty E[(||grad D(x_hat)||_2 - 1)^2] (Gulrajani et al. 2017, eq. 3) at
         x_hat = e real + (1 - e) fake with e ~ U(0, 1) per image, differentiable in D's
         parameters (double backpropagation). Needs gradients enabled."""
-        e = torch.rand((real.shape[0], *[1] * (real.dim() - 1)), generator=generator).to(real)
+        e = noise.uniform((real.shape[0], *[1] * (real.dim() - 1)), generator).to(real.dtype)
         x_hat = (e * real + (1 - e) * fake.detach()).requires_grad_(True)  # (B, C, H, W)
         scores = self.discriminator(x_hat)  # (B,)
         (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
@@ -252,8 +253,7 @@ class GAN(GenerativeModel):
 
     def _noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         ref = next(self.generator.parameters())
-        z = torch.randn(n, self.latent_dim, generator=generator, dtype=ref.dtype)
-        return z.to(ref.device)  # (n, L)
+        return noise.normal((n, self.latent_dim), generator, ref.dtype)  # (n, L)
 
     def _scores(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """D on real and fake: one batch when D has no batch norm, else two (so batch norm

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab import noise
 from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo, GenerativeModel, Traits
@@ -97,7 +98,7 @@ class RBM(GenerativeModel):
 
     def pseudo_nll(self, v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """(B,) stochastic pseudo-NLL: V · -log p(v_i | v_-i) for one random pixel i per row."""
-        index = torch.randint(v.shape[1], (v.shape[0], 1), generator=generator)
+        index = noise.integers(v.shape[1], (v.shape[0], 1), generator)
         flipped = v.scatter(1, index, 1 - v.gather(1, index))
         gap = free_energy(flipped, *self.params()) - free_energy(v, *self.params())
         return v.shape[1] * F.softplus(-gap)
@@ -146,7 +147,9 @@ class RBM(GenerativeModel):
     def chain_start(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images of Bernoulli(0.5) noise: where chains "from noise" begin."""
         shape = (n, *self.data_info.shape)
-        return bernoulli(torch.full(shape, 0.5, dtype=self.weight.dtype), generator)
+        return bernoulli(
+            torch.full(shape, 0.5, dtype=self.weight.dtype, device=self.weight.device), generator
+        )
 
     def chain_step(
         self, x: torch.Tensor, *, generator: torch.Generator | None = None

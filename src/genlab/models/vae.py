@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal, cast
 import torch
 from torch import nn
 
+from genlab import noise
 from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood, Traits
@@ -139,7 +140,7 @@ class VAE(GenerativeModel):
     ) -> torch.Tensor:
         """n images: z ~ N(0, I), shown as the mean of p(x|z) (the usual VAE sample grid)."""
         ref = next(self.parameters())
-        z = torch.randn(n, self.config.latent_dim, generator=generator, dtype=ref.dtype)
+        z = noise.normal((n, self.config.latent_dim), generator, ref.dtype)
         return self.decode(z.to(ref.device))
 
     # -- objectives ---------------------------------------------------------------------
@@ -210,7 +211,7 @@ class VAE(GenerativeModel):
         parts = []
         for start in range(0, k, per_chunk):
             n = min(per_chunk, k - start)
-            eps = torch.randn((batch, n, q.mean.shape[-1]), generator=generator, dtype=x.dtype)
+            eps = noise.normal((batch, n, q.mean.shape[-1]), generator, x.dtype)
             z = torch.addcmul(q.mean.unsqueeze(1), q.std.unsqueeze(1), eps)  # (B, n, L)
             # log p(z) - log q(z|x) = 1/2 sum(eps^2 - z^2 + logvar), as (z - mean) / std = eps
             log_prior_ratio = 0.5 * (eps.square_() - z.square() + q.logvar.unsqueeze(1)).sum(-1)
@@ -265,7 +266,9 @@ class VAE(GenerativeModel):
             layer = cast(nn.Linear, module)  # the fast path's layers are Linear and ReLU only
             out = cache.get(index)
             if out is None or out.shape[0] < rows:
-                out = cache[index] = torch.empty(rows, layer.out_features, dtype=h.dtype)
+                out = cache[index] = torch.empty(
+                    rows, layer.out_features, dtype=h.dtype, device=h.device
+                )
             out = out[:rows]
             torch.addmm(layer.bias, h, layer.weight.t(), out=out)  # (rows, out)
             hidden, h = h, out

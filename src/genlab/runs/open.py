@@ -4,6 +4,10 @@ It reads and validates the run's config once, applies the overrides a command al
 gives the model (built and loaded once, on first use) and the data (loaded only when asked).
 Every command that works on a trained run — eval, sample, reconstruct, interpolate, embed,
 probe, finetune, resume, compare, zoo — goes through it.
+
+The device comes from ``eval.device`` (``--device``), resolved when the run is opened, so a
+device this machine lacks is a one-line error before anything is loaded or written. The model
+is moved there; the data stay on the CPU (evaluation moves them batch by batch).
 """
 
 from __future__ import annotations
@@ -14,15 +18,24 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from genlab.config import RunConfig
 from genlab.config_parse import apply_override
 from genlab.data import load_data
+from genlab.devices import resolve_device
 from genlab.errors import ConfigError
 from genlab.models import DataInfo, GenerativeModel, run_config_from_dict, run_config_to_dict
 from genlab.runs.folder import RunDir
 from genlab.runs.model_io import load_model
 
 EVAL_OVERRIDES = ("eval.",)  # what `genlab eval --set` may change
+DEVICE_OVERRIDE = "eval.device"  # the device a command computes on: any command may set it
+
+
+def device_overrides(device: str | None) -> list[str]:
+    """The override that puts a run opened for a command on ``device`` (none for None)."""
+    return [] if device is None else [f"{DEVICE_OVERRIDE}={device}"]
 
 
 def allowed(key: str, allow: Sequence[str]) -> bool:
@@ -31,10 +44,19 @@ def allowed(key: str, allow: Sequence[str]) -> bool:
 
 
 class OpenRun:
-    """A run folder with its resolved config; ``model`` and ``data`` load on first use."""
+    """A run folder with its resolved config and device; ``model`` and ``data`` load on first
+    use."""
 
-    def __init__(self, run: RunDir, config: RunConfig, *, progress: bool = True) -> None:
+    def __init__(
+        self,
+        run: RunDir,
+        config: RunConfig,
+        *,
+        progress: bool = True,
+        device: torch.device | None = None,
+    ) -> None:
         self.run, self.config, self.progress = run, config, progress
+        self.device = device if device is not None else resolve_device(config.eval.device)
 
     @property
     def path(self) -> Path:
@@ -46,12 +68,13 @@ class OpenRun:
 
     @cached_property
     def model(self) -> GenerativeModel:
-        """The exported model in eval mode (built and loaded once)."""
-        return load_model(self.run, self.config)
+        """The exported model in eval mode (built and loaded once), on :attr:`device`."""
+        return load_model(self.run, self.config).to(self.device)
 
     @cached_property
     def data(self) -> Any:
-        """The run's dataset with its splits, as the model sees them (loaded once)."""
+        """The run's dataset with its splits, as the model sees them (loaded once), on the
+        CPU."""
         return load_data(self.config.data, progress=self.progress)
 
     def info(self) -> dict[str, Any]:
@@ -68,15 +91,18 @@ def open_run(
     progress: bool = True,
 ) -> OpenRun:
     """Open ``run`` with its saved config, then ``base`` assignments (set by the command),
-    then the user's ``overrides`` — each must be allowed by ``allow`` — and ``data_path``
-    in place of ``data.path``. An OpenRun passed in is returned as it is when nothing
-    changes, so a caller that already holds one loads nothing twice."""
+    then the user's ``overrides`` — each must be allowed by ``allow``; ``eval.device`` always
+    is — and ``data_path`` in place of ``data.path``. An OpenRun passed in is returned as it
+    is when nothing changes, so a caller that already holds one loads nothing twice. The
+    device is resolved here: one this machine lacks is a ConfigError before anything loads."""
     if isinstance(run, OpenRun):
         if not (overrides or base or data_path):
             return run
         run = run.run
     folder = run if isinstance(run, RunDir) else RunDir.open(run)
-    bad = [o for o in overrides if not allowed(o.partition("=")[0].strip(), allow)]
+    bad = [
+        o for o in overrides if not allowed(o.partition("=")[0].strip(), (*allow, DEVICE_OVERRIDE))
+    ]
     if bad:
         may = f"only {', '.join(allow)} may change" if allow else "no setting may change"
         raise ConfigError(
@@ -91,7 +117,15 @@ def open_run(
         config = run_config_from_dict(tree)
     if data_path is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=data_path))
-    return OpenRun(folder, config, progress=progress)
+    device = resolve_device(config.eval.device, "--device")
+    return OpenRun(folder, config, progress=progress, device=device)
 
 
-__all__ = ["EVAL_OVERRIDES", "OpenRun", "allowed", "open_run"]
+__all__ = [
+    "DEVICE_OVERRIDE",
+    "EVAL_OVERRIDES",
+    "OpenRun",
+    "allowed",
+    "device_overrides",
+    "open_run",
+]

@@ -27,6 +27,7 @@ import torch
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from genlab import noise
 from genlab.fileio import append_line, atomic_path
 from genlab.imagegrid import grid_array, save_grid
 from genlab.models.base import SupportsSample
@@ -143,7 +144,8 @@ class SampleGrids(Callback):
             return
         model.eval()
         with torch.no_grad():
-            images = model.sample(SAMPLE_GRID, generator=torch.Generator().manual_seed(0))
+            images = model.sample(SAMPLE_GRID, generator=noise.generator(0, trainer.device))
+        images = images.cpu()
         trainer.model.train()
         save_grid(images, self.folder / f"train-epoch-{epoch:04d}.png")
         self.latest = (epoch, grid_array(images))

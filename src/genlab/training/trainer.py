@@ -12,71 +12,38 @@ exactly the batches it would have seen.
 
 Resuming from a checkpoint continues exactly: the state holds the model (with any schedule
 state in its buffers), optimisers, schedulers, step/epoch/batch position, the noise generator,
-torch's global RNG and the state of every callback that has one.
+torch's global RNG (and CUDA's) and the state of every callback that has one.
+
+Devices and processes: the Trainer computes on the device the caller put the model on; its
+noise generator lives there too (see :mod:`genlab.noise`). Under torchrun (a
+:class:`~genlab.training.distributed.ProcessGroup`) each rank trains on its shard of every
+batch with its own noise stream from (seed, rank), gradients are reduced by
+DistributedDataParallel, logged terms and validation are averaged over the ranks, and only
+rank 0 runs the callbacks; its decisions reach the others (see ``distributed``). A checkpoint
+from N ranks holds every rank's generator and buffers and resumes on N ranks exactly. A
+checkpoint written on another kind of device resumes too, but its noise stream restarts from
+(seed, step), so the run is then no longer bitwise the uninterrupted one.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
+from genlab import noise
 from genlab.config import TrainConfig
-from genlab.errors import ConfigError, TrainingDiverged
+from genlab.data.seeding import derive_seed
+from genlab.errors import ConfigError, RunError, TrainingDiverged
 from genlab.models.base import GenerativeModel
+from genlab.training.distributed import ProcessGroup
+from genlab.training.events import BatchSource, Callback, TrainResult
 from genlab.training.optim import build_optimizer, build_schedule
+from genlab.training.step import StepEngine
 
-
-class Callback:
-    """Base class: every event does nothing; ``state_key`` None means no checkpointed state."""
-
-    state_key: str | None = None
-
-    def setup(self, trainer: Trainer) -> None:
-        """Called once when the Trainer is built (before any state is loaded)."""
-
-    def on_fit_start(self, trainer: Trainer) -> None: ...
-
-    def on_step_end(
-        self, trainer: Trainer, terms: dict[str, torch.Tensor], images: int
-    ) -> None: ...
-
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
-
-    def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None: ...
-
-    def on_diverged(self, trainer: Trainer) -> None: ...
-
-    def describe_recovery(self) -> str | None:
-        """Where a diverged run can be picked up again (a checkpoint), if this callback knows."""
-        return None
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-
-class BatchSource(Protocol):
-    def __len__(self) -> int: ...
-
-    def epoch(
-        self, epoch: int, start_batch: int = 0
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]: ...
-
-
-@dataclass
-class TrainResult:
-    steps: int
-    epochs_completed: int
-    stopped_early: bool
-    finished: bool  # False when a budget (max_steps, max_seconds) interrupted the schedule
-    best_val_loss: float | None
-    images_per_s: float
-    stop_reason: str = ""  # "max_steps" or "max_seconds" when interrupted
+RANK_NOISE = 6  # seed tag of the noise streams of ranks > 0 (rank 0 uses train.seed itself)
 
 
 class Trainer:
@@ -94,9 +61,14 @@ class Trainer:
         train: BatchSource,
         val: BatchSource | None = None,
         callbacks: Sequence[Callback] = (),
+        *,
+        device: torch.device | None = None,
+        group: ProcessGroup | None = None,
     ) -> None:
         self.model, self.cfg, self.train_batches, self.val_batches = model, cfg, train, val
-        self.callbacks = list(callbacks)
+        self.group = group
+        self.callbacks = list(callbacks) if group is None or group.is_main else []
+        self.device = device if device is not None else _model_device(model)
         if len(train) == 0:
             raise ConfigError(
                 f"the training split has no images for train.batch_size={cfg.batch_size}"
@@ -110,7 +82,9 @@ class Trainer:
         self.schedulers = {
             name: build_schedule(opt, cfg, len(train)) for name, opt in self.optimizers.items()
         }
-        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.engine = StepEngine(model, cfg, self.device, group, len(self.phases))
+        self.generator = noise.generator(self.noise_seed(), self.device)
+        self.resumed_across_devices = False
         self.epoch = self.batch = self.step = 0
         self.val_loss: float | None = None
         self.images_seen = 0  # in this fit() call
@@ -119,6 +93,21 @@ class Trainer:
         self._stop: tuple[str, bool] | None = None  # (reason, interrupts the schedule)
         for callback in self.callbacks:
             callback.setup(self)
+
+    @property
+    def rank(self) -> int:
+        return 0 if self.group is None else self.group.rank
+
+    @property
+    def world(self) -> int:
+        return 1 if self.group is None else self.group.world
+
+    def noise_seed(self, *extra: int) -> int:
+        """train.seed for rank 0 of an uninterrupted run; derived from (seed, rank, ...)
+        otherwise."""
+        if self.rank == 0 and not extra:
+            return self.cfg.seed
+        return derive_seed(RANK_NOISE, self.cfg.seed, self.rank, *extra)
 
     @property
     def batches_per_epoch(self) -> int:
@@ -135,18 +124,49 @@ class Trainer:
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {
+        """The whole training state; under torchrun called by rank 0 inside a callback event,
+        and then it holds every rank's own part (``ranks``)."""
+        state = {
             "model": self.model.state_dict(),
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
             "progress": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
-            "rng": {"generator": self.generator.get_state(), "torch": torch.get_rng_state()},
+            "rng": self._rng_state(),
             "callbacks": {
                 c.state_key: c.state_dict() for c in self.callbacks if c.state_key is not None
             },
+            **self.engine.state_dict(),
         }
+        if self.group is not None:
+            state["world_size"] = self.world
+            state["ranks"] = self.group.gather_from_followers(self._local_state())
+        return state
+
+    def _rng_state(self) -> dict[str, Any]:
+        rng: dict[str, Any] = {
+            "device": self.device.type,
+            "generator": self.generator.get_state(),
+            "torch": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
+    def _local_state(self) -> dict[str, Any]:
+        """What differs between ranks: the RNGs and the model's buffers (CPU tensors)."""
+        buffers = {k: v.detach().cpu() for k, v in self.model.named_buffers()}
+        return {"rng": self._rng_state(), "buffers": buffers}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.world:
+            raise RunError(
+                f"this checkpoint was written by {saved_world} process(es) and resumes only on "
+                f"as many: use `torchrun --nproc-per-node {saved_world} -m genlab resume ...` "
+                f"(or `genlab resume RUN --nproc {saved_world}`)"
+                if saved_world > 1
+                else "this checkpoint was written by one process; resume it without torchrun"
+            )
         self.model.load_state_dict(state["model"])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
@@ -157,12 +177,29 @@ class Trainer:
                 self._set_base_lr(phase.name, self.cfg.lr)
         progress = state["progress"]
         self.epoch, self.batch, self.step = progress["epoch"], progress["batch"], progress["step"]
-        self.generator.set_state(state["rng"]["generator"])
-        torch.set_rng_state(state["rng"]["torch"])
+        self.engine.load_state_dict(state)
+        if self.group is not None:
+            local = state["ranks"][self.rank]
+            named = dict(self.model.named_buffers())
+            for key, value in local["buffers"].items():
+                named[key].copy_(value)
+            self._load_rng(local["rng"])
+        else:
+            self._load_rng(state["rng"])
         saved = state.get("callbacks", {})
         for callback in self.callbacks:
             if callback.state_key is not None and callback.state_key in saved:
                 callback.load_state_dict(saved[callback.state_key])
+
+    def _load_rng(self, rng: dict[str, Any]) -> None:
+        torch.set_rng_state(rng["torch"])
+        if rng.get("device", "cpu") == self.device.type:
+            self.generator.set_state(rng["generator"])
+            if "cuda" in rng:
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+        else:  # another kind of generator: a fresh stream, reproducible from (seed, step)
+            self.generator = noise.generator(self.noise_seed(self.step), self.device)
+            self.resumed_across_devices = True
 
     def _set_base_lr(self, name: str, lr: float) -> None:
         """Make ``lr`` the rate the schedule scales (when it differs from the checkpoint's)."""
@@ -222,16 +259,19 @@ class Trainer:
         start = time.perf_counter()
         for x, _ in self.train_batches.epoch(self.epoch, self.batch):
             terms = self._train_step(x)
+            if self.group is not None:
+                terms = self._mean_over_ranks(terms, x.shape[0])
             stacked = torch.stack(list(terms.values()))
             if total is None:
                 keys, total = list(terms), stacked
             else:
                 total += stacked
+            count = self._global_size(x)
             batches += 1
-            images += x.shape[0]
+            images += count
             self.batch += 1
             self.step += 1
-            self._emit("on_step_end", terms, x.shape[0])
+            self._emit("on_step_end", terms, count)
             if self._stop is not None and self._stop[1]:
                 break  # a budget: stop now, mid-epoch
         seconds = time.perf_counter() - start
@@ -248,25 +288,51 @@ class Trainer:
         )
         return record
 
+    def _global_size(self, x: torch.Tensor) -> int:
+        """Images of this step on all ranks together."""
+        if self.group is None:
+            return int(x.shape[0])
+        return int(self.train_batches.global_size(self.batch))  # type: ignore[attr-defined]
+
     def _train_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         logged: dict[str, torch.Tensor] = {}
+        scale = 1.0
+        if self.group is not None:  # shards of unequal size: weight so ranks average right
+            scale = self.train_batches.shard_scale(self.batch)  # type: ignore[attr-defined]
         for phase in self.phases:
             optimizer = self.optimizers[phase.name]
             for _ in range(phase.repeats):
-                terms = self.model.loss(x, phase.name, generator=self.generator)
+                terms = self.engine.loss(x, phase.name, self.generator)
                 loss = terms["loss"]
-                if not torch.isfinite(loss):
-                    raise self._diverged(loss.item(), phase.name)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.cfg.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(self.params[phase.name], self.cfg.grad_clip)
-                optimizer.step()
+                check = loss.detach().float().reshape(1)
+                if self.group is not None:  # every rank stops together
+                    check = self.group.sum_(check.clone())
+                if not torch.isfinite(check).all():
+                    raise self._diverged(check.item(), phase.name)
+                self.engine.step(
+                    loss * scale if scale != 1.0 else loss,
+                    optimizer,
+                    self.params[phase.name],
+                    self.cfg.grad_clip,
+                )
                 self.model.after_step(phase.name)
             self.schedulers[phase.name].step()
             prefix = "" if len(self.phases) == 1 else f"{phase.name}/"
-            logged.update({prefix + k: v.detach() for k, v in terms.items()})
+            logged.update({prefix + k: v.detach().float() for k, v in terms.items()})
         return logged
+
+    def _mean_over_ranks(
+        self, terms: dict[str, torch.Tensor], images: int
+    ) -> dict[str, torch.Tensor]:
+        """Each term's mean over the global batch (rank means weighted by shard sizes)."""
+        assert self.group is not None
+        stacked = torch.cat([torch.stack(list(terms.values())) * images, self._ones(images)])
+        self.group.sum_(stacked)
+        means = stacked[:-1] / stacked[-1]
+        return dict(zip(terms, means, strict=True))
+
+    def _ones(self, value: float) -> torch.Tensor:
+        return torch.full((1,), float(value), device=self.device)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -274,23 +340,39 @@ class Trainer:
         eval mode: the model's final objective, whatever its training schedule."""
         assert self.val_batches is not None
         self.model.eval()
-        generator = torch.Generator().manual_seed(self.cfg.seed + 1)
-        sums: dict[str, float] = {}
+        seed = self.cfg.seed + 1 if self.rank == 0 else derive_seed(RANK_NOISE, self.cfg.seed + 1)
+        generator = noise.generator(seed, self.device)
+        sums: dict[str, torch.Tensor] = {}
         count = 0
         for x, _ in self.val_batches.epoch(0):
             for phase in self.phases:
                 terms = self.model.loss(x, phase.name, generator=generator)
                 prefix = "" if len(self.phases) == 1 else f"{phase.name}/"
                 for key, value in terms.items():
-                    sums[prefix + key] = sums.get(prefix + key, 0.0) + value.item() * x.shape[0]
+                    total = value.detach().double() * x.shape[0]
+                    sums[prefix + key] = (
+                        sums[prefix + key] + total if prefix + key in sums else total
+                    )
             count += x.shape[0]
         self.model.train()
-        return {k: v / count for k, v in sums.items()}
+        keys = list(sums)
+        totals = torch.stack([sums[k] for k in keys]).cpu().tolist() if keys else []
+        if self.group is not None:  # every rank validated its shard: add them up
+            reduced = torch.tensor([*totals, count], dtype=torch.float64, device=self.device)
+            *totals, count = self.group.sum_(reduced).tolist()
+        return {k: v / count for k, v in zip(keys, totals, strict=True)}
 
     # -- callbacks ------------------------------------------------------------------------
     def _emit(self, event: str, *args: Any) -> None:
+        if self.group is not None and not self.group.is_main:
+            decided = self.group.follow(self._local_state)  # rank 0 runs the callbacks
+            if decided is not None and self._stop is None:
+                self._stop = decided
+            return
         for callback in self.callbacks:
             getattr(callback, event)(self, *args)
+        if self.group is not None:
+            self.group.lead(self._stop)
 
     def _diverged(self, value: float, phase: str) -> TrainingDiverged:
         where = f"step {self.step + 1} (epoch {self.epoch + 1}, phase {phase})"
@@ -298,9 +380,13 @@ class Trainer:
             (text for c in self.callbacks if (text := c.describe_recovery()) is not None),
             "no checkpoint had been written yet",
         )
-        for callback in self.callbacks:
-            callback.on_diverged(self)
+        self._emit("on_diverged")
         return TrainingDiverged(
             f"training stopped: the loss became {value} at {where}; {kept}. "
             "Try a lower train.lr, set train.grad_clip, or use model.kl_warmup_steps"
         )
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
