@@ -141,7 +141,7 @@ def test_two_processes_stopped_and_resumed_equal_the_uninterrupted_two(tmp_path,
 
 @pytest.mark.slow
 def test_a_sigterm_stops_every_rank_with_a_checkpoint_and_resume_is_exact(tmp_path):
-    args = _sets([*VAE, "train.epochs=40"])
+    args = _sets([*VAE, "train.epochs=200"])  # long enough to be stopped midway
     whole = torchrun(["train", "--no-progress", "--runs-dir", str(tmp_path / "a"), *args])
     assert whole.returncode == 0, whole.stderr[-3000:]
     runs = tmp_path / "b"

@@ -60,28 +60,37 @@ class ProcessGroup:
         return out
 
     # -- rank 0 leads, the others follow --------------------------------------------------
-    def lead(self, decision: Any) -> None:
-        """Rank 0: tell the followers that the event is over and what was decided."""
-        self._command(_DONE)
-        self.broadcast_object(decision)
+    def lead(self, decision: tuple[str, bool] | None) -> None:
+        """Rank 0: tell the followers that the event is over and what was decided (go on, or
+        stop with a reason); one small broadcast when nothing was decided."""
+        if decision is None:
+            self._command(_DONE, 0)
+        else:
+            self._command(_DONE, 2 if decision[1] else 1)
+            self.broadcast_object(decision)
 
     def gather_from_followers(self, local: Any) -> list[Any]:
         """Rank 0 (inside an event): every rank's local state, in rank order."""
-        self._command(_GATHER)
+        self._command(_GATHER, 0)
         return self.gather_objects(local)
 
-    def follow(self, local_state: Callable[[], Any]) -> Any:
+    def follow(self, local_state: Callable[[], Any]) -> tuple[str, bool] | None:
         """Ranks > 0: answer rank 0's requests for local state until it sends its decision."""
         while True:
-            command = torch.zeros(1, dtype=torch.int64)
-            dist.broadcast(command, src=0, group=self.control)
-            if int(command.item()) == _GATHER:
+            message = torch.zeros(2, dtype=torch.int64)
+            dist.broadcast(message, src=0, group=self.control)
+            command, stop = (int(v) for v in message.tolist())
+            if command == _GATHER:
                 self.gather_objects(local_state())
-                continue
-            return self.broadcast_object(None)
+            elif stop:
+                decision: tuple[str, bool] = self.broadcast_object(None)
+                return decision
+            else:
+                return None
 
-    def _command(self, code: int) -> None:
-        dist.broadcast(torch.tensor([code], dtype=torch.int64), src=0, group=self.control)
+    def _command(self, code: int, stop: int) -> None:
+        message = torch.tensor([code, stop], dtype=torch.int64)
+        dist.broadcast(message, src=0, group=self.control)
 
 
 def launched_by_torchrun() -> bool:

@@ -9,6 +9,7 @@ Parameters, gradients and optimiser state stay fp32 in every precision.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -54,16 +55,22 @@ class StepEngine:
         self.channels_last = cfg.channels_last and has_convolutions(model)
         module: nn.Module = Objective(model)
         if group is not None:
-            module = DistributedDataParallel(
-                module,
-                device_ids=[device.index] if device.type == "cuda" else None,
-                # per-rank buffers (persistent chains, batch-norm statistics) stay per rank
-                broadcast_buffers=False,
-                # a phase of a multi-phase model (a GAN) leaves the other's parameters unused
-                find_unused_parameters=phases > 1,
-            )
+            with warnings.catch_warnings():  # broadcast_buffers=False is what we mean: keep it
+                warnings.filterwarnings("ignore", "`broadcast_buffers` is deprecated")
+                module = self._wrap(module, device, phases)
         self.module: Any = torch.compile(module) if cfg.compile else module
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+
+    @staticmethod
+    def _wrap(module: nn.Module, device: torch.device, phases: int) -> nn.Module:
+        return DistributedDataParallel(
+            module,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            # per-rank buffers (persistent chains, batch-norm statistics) stay per rank
+            broadcast_buffers=False,
+            # a phase of a multi-phase model (a GAN) leaves the other's parameters unused
+            find_unused_parameters=phases > 1,
+        )
 
     def loss(
         self, x: torch.Tensor, phase: str, generator: torch.Generator
