@@ -13,6 +13,7 @@ does not depend on the weights; ``pixelrnn_diagonal`` is the pixelrnn config wit
   (random binary images), the median of ``--train-steps`` timed steps after one warm-up.
 
     python benchmarks/autoregressive.py [--threads 1] [--sample-images 16] [--families ...]
+        [--device cuda]   # on a GPU (results/autoregressive_cuda.json; timings synchronise)
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any
 import torch
 from common import environment, save
 
+from genlab import noise
+from genlab.devices import describe, resolve_device
 from genlab.models import DataInfo, build_model, load_run_config
 from genlab.models.ar_sampling import sample_autoregressive
 
@@ -33,14 +36,24 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 FAMILIES = ("gated_pixelcnn", "pixelrnn", "pixelcnn", "pixelrnn_diagonal")
 
 
+DEVICE = torch.device("cpu")
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def timed_sample(model: torch.nn.Module, n: int, sampler: str) -> tuple[torch.Tensor, float]:
+    _sync()
     start = time.perf_counter()
     images = sample_autoregressive(
         model,  # type: ignore[arg-type]
         n,
-        generator=torch.Generator().manual_seed(0),
+        generator=noise.generator(0, DEVICE),
         sampler=sampler,  # type: ignore[arg-type]
     )
+    _sync()
     return images, time.perf_counter() - start
 
 
@@ -49,12 +62,14 @@ def train_rate(model: torch.nn.Module, batch: int, steps: int) -> float:
     g = torch.Generator().manual_seed(0)
     times = []
     for step in range(steps + 1):
-        x = torch.randint(0, 2, (batch, 1, 28, 28), generator=g).float()  # (B, 1, 28, 28)
+        x = torch.randint(0, 2, (batch, 1, 28, 28), generator=g).float().to(DEVICE)
+        _sync()
         start = time.perf_counter()
         loss = model.loss(x, "main")["loss"]  # type: ignore[operator]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        _sync()
         if step:  # the first step is a warm-up
             times.append(time.perf_counter() - start)
     return batch / statistics.median(times)
@@ -67,7 +82,7 @@ def bench(family: str, sample_images: int, train_steps: int) -> dict[str, Any]:
     overrides = ["model.lstm=diagonal"] if family != base else []
     cfg = load_run_config(str(config_path), overrides)
     torch.manual_seed(0)
-    model = build_model(cfg.model, DataInfo((1, 28, 28), 2))
+    model = build_model(cfg.model, DataInfo((1, 28, 28), 2)).to(DEVICE)
     model.eval()
     naive, t_naive = timed_sample(model, sample_images, "naive")
     cached, t_cached = timed_sample(model, sample_images, "cached")
@@ -102,12 +117,16 @@ def main() -> None:
     parser.add_argument("--sample-images", type=int, default=16)
     parser.add_argument("--train-steps", type=int, default=10)
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = resolve_device(args.device)
     torch.set_num_threads(args.threads)
     results = {f: bench(f, args.sample_images, args.train_steps) for f in args.families}
     save(
-        "autoregressive",
+        "autoregressive" if DEVICE.type == "cpu" else f"autoregressive_{DEVICE.type}",
         {
+            "device": describe(DEVICE),
             "image_shape": [1, 28, 28],
             "levels": 2,
             "families": results,

@@ -8,6 +8,7 @@ compares its FLOP rate (encoder once per image + decoder k times per image, Line
 of 1000 images: its median (same conditions) and its best sample (the conservative reading).
 
     python benchmarks/iwae_speed.py [--k 1000] [--run runs/00000-fashion-mnist-vae]
+        [--device cuda]   # on a GPU: results/iwae_speed_cuda.json, against the GPU's matmul rate
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from common import MatmulReference, environment, linear_flops, save
 
 from genlab import api
 from genlab.data import load_data
+from genlab.devices import describe, resolve_device
 from genlab.evaluation.runner import evaluate
 from genlab.models import DataInfo, build_model
 from genlab.runs import open_run
@@ -44,7 +46,9 @@ def main() -> None:
     parser.add_argument("--run", help="evaluate this run's exported model instead")
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--images", type=int, help="only the first N test images")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    device = resolve_device(args.device)
     if args.run:
         opened = open_run(args.run)
         cfg, model = opened.config, opened.model
@@ -54,9 +58,10 @@ def main() -> None:
     if model is None:
         torch.manual_seed(0)
         model = build_model(cfg.model, DataInfo(data.shape, data.levels)).eval()
+    model = model.to(device)
     eval_cfg = dataclasses.replace(cfg.eval, metrics=("nll",), iwae_k=args.k)
     images = data.tensor("test")[: args.images]
-    matmul = MatmulReference()
+    matmul = MatmulReference(device=device)
     seconds, weighted, name = 0.0, 0.0, ""
     for segment in images.split(SEGMENT):  # matmul samples between segments: same conditions
         matmul.sample()
@@ -71,8 +76,9 @@ def main() -> None:
     flops = count * (linear_flops(model.encoder) + args.k * linear_flops(model.decoder))
     gflops = flops / seconds / 1e9
     save(
-        "iwae_speed",
+        "iwae_speed" if device.type == "cpu" else f"iwae_speed_{device.type}",
         {
+            "device": describe(device),
             "config": args.run or args.config,
             "k": args.k,
             "images": count,

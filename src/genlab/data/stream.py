@@ -55,7 +55,7 @@ class BatchStream:
         if not 0 <= rank < world:
             raise ValueError(f"rank must be in [0, {world}), got {rank}")
         self.device = torch.device(device) if device is not None else images.device
-        self.images = images if images.device == self.device else images.to(self.device)
+        self.images = _hold(images, self.device)
         self.labels, self.mode = labels, mode
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.drop_last, self.rank, self.world = drop_last, rank, world
@@ -104,7 +104,7 @@ class BatchStream:
                 y = None if labels is None else labels[start + lo : start + hi].clone()
             else:
                 index = order[start + lo : start + hi]
-                x = images.index_select(0, index.to(self.device))
+                x = images.index_select(0, index.to(images.device))
                 y = None if labels is None else labels.index_select(0, index)
             yield self._as_float(x, epoch, batch, lo), y
 
@@ -114,10 +114,22 @@ class BatchStream:
             pixels = x[0].numel()  # (redraws of rejected bytes depend on the whole count)
             noise = uniform_below_255(self.global_size(batch) * pixels, self._noise)
             noise = noise[lo * pixels : (lo + x.shape[0]) * pixels].view(x.shape).to(self.device)
-            return torch.lt(noise, x, out=torch.empty(x.shape, device=self.device))
-        out = x.float()
+            return torch.lt(noise, x.to(self.device), out=torch.empty(x.shape, device=self.device))
+        out = x.to(self.device).float()
         return out if self.mode == "binary" else out.div_(255.0)
 
     def __iter__(self) -> Iterator[Batch]:
         """Epoch 0 from the start (for quick loops that do not track epochs)."""
         return self.epoch(0)
+
+
+def _hold(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The uint8 images on ``device`` when they take at most half of its free memory; else
+    left where they are (each batch is then indexed there and moved)."""
+    if images.device == device:
+        return images
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if images.numel() * images.element_size() > free // 2:
+            return images
+    return images.to(device)

@@ -67,8 +67,12 @@ def exact_log_partition(w: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> fl
 def base_rate_biases(images: torch.Tensor, smoothing: float = 1.0) -> torch.Tensor:
     """Visible biases of the base-rate model: the logit of each pixel's mean over binary
     images (N, V), with ``smoothing`` pseudo-counts either side so that no bias is infinite."""
-    count = images.shape[0]
-    p = (images.double().sum(0) + smoothing) / (count + 2 * smoothing)
+    return base_rate_from_counts(images.double().sum(0), images.shape[0], smoothing)
+
+
+def base_rate_from_counts(ones: torch.Tensor, count: float, smoothing: float = 1.0) -> torch.Tensor:
+    """:func:`base_rate_biases` from each pixel's number of ones (V,) among ``count`` images."""
+    p = (ones.double() + smoothing) / (count + 2 * smoothing)
     return torch.log(p) - torch.log1p(-p)
 
 

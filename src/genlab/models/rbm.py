@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -29,6 +30,7 @@ from genlab.models.boltzmann import (
     AisEstimate,
     ais_log_partition,
     base_rate_biases,
+    base_rate_from_counts,
     bernoulli,
     free_energy,
     gibbs_step,
@@ -108,7 +110,14 @@ class RBM(GenerativeModel):
     def _start(self, v: torch.Tensor, generator: torch.Generator | None) -> None:
         """First training batch: visible biases from its pixel means (Hinton 2010, "A
         Practical Guide to Training RBMs") and persistent chains from Bernoulli(0.5) noise."""
-        self.visible_bias.copy_(base_rate_biases(v).float())
+        ones, count = v.double().sum(0), float(v.shape[0])
+        if dist.is_available() and dist.is_initialized():
+            # many processes: each holds a shard of the batch; the biases are the whole batch's,
+            # the same on every rank (DDP keeps parameters equal only through equal updates)
+            totals = torch.cat([ones, ones.new_tensor([count])])
+            dist.all_reduce(totals)
+            ones, count = totals[:-1], float(totals[-1])
+        self.visible_bias.copy_(base_rate_from_counts(ones, count).float())
         if self.chains.numel():
             self.chains.copy_(bernoulli(torch.full_like(self.chains, 0.5), generator))
         self.started.fill_(True)

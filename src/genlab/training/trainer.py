@@ -218,6 +218,8 @@ class Trainer:
         self._emit("on_fit_start")
         while self.epoch < self.cfg.epochs:
             train_means = self._run_epoch()
+            if self.group is not None:
+                self._check_ranks_agree()
             if self._stop is not None and self.batch < self.batches_per_epoch:
                 break  # a budget stopped training mid-epoch
             record: dict[str, Any] = {"kind": "epoch", "epoch": self.epoch + 1, "step": self.step}
@@ -330,6 +332,17 @@ class Trainer:
         self.group.sum_(stacked)
         means = stacked[:-1] / stacked[-1]
         return dict(zip(terms, means, strict=True))
+
+    def _check_ranks_agree(self) -> None:
+        """Every rank must hold the same parameters (DDP keeps them equal only through equal
+        updates); a model whose data-dependent set-up saw only its own shard breaks that."""
+        assert self.group is not None
+        total = float(sum(p.detach().double().sum().item() for p in self.model.parameters()))
+        if len(set(self.group.gather_objects(total))) > 1:  # every rank sees every value
+            raise RuntimeError(
+                f"the {self.world} processes' parameters differ after epoch {self.epoch + 1}: "
+                "the model set itself up from its own shard of the data"
+            )
 
     def _ones(self, value: float) -> torch.Tensor:
         return torch.full((1,), float(value), device=self.device)
