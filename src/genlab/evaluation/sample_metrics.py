@@ -25,6 +25,7 @@ from genlab.evaluation.sample_quality import (
     kernel_inception_distance,
     precision_recall,
 )
+from genlab.evaluation.sharpness import relative_sharpness
 from genlab.models.base import SupportsSample
 
 
@@ -136,7 +137,53 @@ class NeighbourhoodMetric(SampleMetric):
         return {"value": both[self.position], "k": k}
 
 
+@dataclass
+class Sharpness(Metric):
+    """Laplacian energy of the samples relative to the real evaluation images (1.0 = as sharp
+    as real data); no feature network involved, so it needs no labels."""
+
+    description = (
+        "Laplacian energy of samples / of real test images (1 = as sharp as real data; "
+        "below 1 blurrier, above 1 sharper or noisier)"
+    )
+    direction = "higher"
+
+    def name(self, ctx: EvalContext) -> str:
+        return f"sharpness_lap_{count_label(ctx.num_samples)}"
+
+    def format(self, entry: dict[str, Any]) -> str:
+        return f"{entry['value']:.3f} ± {entry['stderr']:.3f} (real vs real {entry['floor']:.3f})"
+
+    def not_applicable(self, ctx: EvalContext) -> str | None:
+        if not isinstance(ctx.model, SupportsSample):
+            return f"the {ctx.model.family} family cannot sample"
+        if min(ctx.images.shape[0], ctx.num_samples) < 2 or min(ctx.images.shape[-2:]) < 3:
+            return "needs at least two evaluation images of at least 3x3 pixels"
+        return None
+
+    def compute(self, ctx: EvalContext) -> MetricResult:
+        samples, _ = ctx.samples()
+        real = ctx.images[: ctx.num_samples]
+        value, stderr = relative_sharpness(samples, real)
+        train = ctx.data.tensor("train") if ctx.data is not None else None
+        floor, floor_se = (
+            relative_sharpness(train[: real.shape[0]], real)
+            if train is not None and train.shape[0] >= 2
+            else (float("nan"), float("nan"))
+        )
+        details = {
+            "stderr": stderr,
+            "floor": floor,
+            "floor_stderr": floor_se,
+            "floor_protocol": "the first training images against the evaluation images",
+            "samples": int(samples.shape[0]),
+            "protocol": "mean squared 3x3 Laplacian over interior pixels, samples / real",
+        }
+        return MetricResult(self.name(ctx), value, "", details)
+
+
 METRICS.register("fd")(FrechetDistance())
+METRICS.register("sharpness")(Sharpness())
 METRICS.register("kid")(KernelDistance())
 for _name, _pair, _position, _text in (
     ("precision", "pr", 0, "fraction of samples inside the real k-NN manifold"),

@@ -1,8 +1,16 @@
 """The textbook claims of ../DESIGN.md, checked against the measured numbers of a set of runs.
 
-Each claim gets a verdict — ``holds``, ``does not hold`` or ``not measured`` (with what would
-measure it) — and the evidence: the numbers, their metric names and the runs they come from.
-Only runs evaluated on the same data (name, binarisation, content fingerprint) are compared.
+Each claim gets a verdict — ``holds``, ``does not hold``, ``not decided at this budget`` or
+``not measured`` (with what would measure it) — and the evidence: the numbers, their metric
+names and the runs they come from. Only runs evaluated on the same data (name, binarisation,
+content fingerprint) are compared.
+
+A comparison is **not decided** when the two numbers' 95 % intervals overlap
+(``|a - b| <= 2 sqrt(se_a^2 + se_b^2)``), or when the run that is behind was still learning:
+its validation loss fell by more than the metric's standard error over the last 20 % of its
+training time (:data:`MOVING_TAIL`). The evidence then says why, and for a curve still moving,
+how much more training time a linear extrapolation of that last stretch would need to close
+the gap (an optimistic figure: learning curves flatten).
 """
 
 from __future__ import annotations
@@ -12,6 +20,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from genlab.models.base import Traits
+
+MOVING_TAIL = 0.2  # the last fifth of a run's training time decides whether it still learns
+UNDECIDED = "not decided at this budget"
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    seconds: float  # training seconds so far
+    images: float  # training images seen so far
+    val_loss: float  # validation loss after this epoch (nats per image for likelihood families)
 
 
 @dataclass(frozen=True)
@@ -25,6 +43,7 @@ class RunSummary:
     metrics: dict[str, dict[str, Any]]  # eval.json "metrics"
     not_applicable: dict[str, str]
     finetune: dict[str, Any] | None = None  # finetune.json, if `genlab finetune` ran
+    curve: tuple[CurvePoint, ...] = ()  # validation loss by training time (metrics.jsonl)
 
     def metric(self, prefix: str) -> tuple[str, dict[str, Any]] | None:
         """The first metric whose name starts with ``prefix`` (e.g. 'nll_iwae', 'fd_')."""
@@ -38,7 +57,7 @@ class RunSummary:
 class Verdict:
     claim: str
     measure: str
-    verdict: str  # "holds" | "does not hold" | "not measured"
+    verdict: str  # "holds" | "does not hold" | "not decided at this budget" | "not measured"
     evidence: str
 
 
@@ -71,6 +90,77 @@ def _best(
 
 def _verdict(ok: bool) -> str:
     return "holds" if ok else "does not hold"
+
+
+def still_learning(run: RunSummary, stderr: float) -> tuple[float, float] | None:
+    """(improvement, seconds) of the validation loss over the last :data:`MOVING_TAIL` of the
+    run's training time, when that improvement exceeds ``stderr``; None when the curve had
+    flattened (or the run logged too little to tell)."""
+    curve = run.curve
+    if len(curve) < 2:
+        return None
+    start = curve[-1].seconds * (1 - MOVING_TAIL)
+    before = [p for p in curve if p.seconds <= start] or [curve[0]]
+    first = before[-1]
+    improvement = first.val_loss - curve[-1].val_loss
+    took = curve[-1].seconds - first.seconds
+    return (improvement, took) if improvement > stderr and took > 0 else None
+
+
+def crossing(a: tuple[CurvePoint, ...], b: tuple[CurvePoint, ...]) -> float | None:
+    """The first training time (s) at which curve ``a`` goes from above ``b`` to at or below
+    it, both interpolated linearly between epochs; None if they do not cross where both exist."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    times = sorted({p.seconds for p in (*a, *b)})
+    start, end = max(a[0].seconds, b[0].seconds), min(a[-1].seconds, b[-1].seconds)
+    times = [t for t in times if start <= t <= end]
+    gaps = [(t, _at(a, t) - _at(b, t)) for t in times]
+    for (t0, g0), (t1, g1) in zip(gaps, gaps[1:], strict=False):
+        if g0 > 0 >= g1:
+            return t0 + (t1 - t0) * g0 / (g0 - g1)
+    return None
+
+
+def _at(curve: tuple[CurvePoint, ...], t: float) -> float:
+    for p, q in zip(curve, curve[1:], strict=False):
+        if p.seconds <= t <= q.seconds:
+            w = (t - p.seconds) / (q.seconds - p.seconds) if q.seconds > p.seconds else 0.0
+            return p.val_loss + w * (q.val_loss - p.val_loss)
+    return curve[-1].val_loss
+
+
+def _stderr(entry: dict[str, Any]) -> float:
+    return float(entry.get("stderr_images", entry.get("stderr", 0.0)) or 0.0)
+
+
+def compare_lower(
+    a: tuple[RunSummary, str, dict[str, Any]],
+    b: tuple[RunSummary, str, dict[str, Any]],
+    *,
+    curves: bool = True,
+) -> tuple[str, str]:
+    """Verdict on "a's metric is lower than b's", three-valued: the intervals must not
+    overlap, and (``curves``: when the metric is the one the validation loss tracks) the run
+    behind must have stopped learning. (verdict, why)."""
+    (run_a, _, ma), (run_b, _, mb) = a, b
+    se = (_stderr(ma) ** 2 + _stderr(mb) ** 2) ** 0.5
+    gap = mb["value"] - ma["value"]  # > 0: a is lower
+    if abs(gap) <= 2 * se:
+        return UNDECIDED, f"the difference {gap:+.2f} is within 2 s.e. ({2 * se:.2f})"
+    behind, metric = (run_b, mb) if gap > 0 else (run_a, ma)
+    moving = still_learning(behind, _stderr(metric)) if curves else None
+    if moving is not None:
+        improvement, seconds = moving
+        rate = improvement / seconds
+        need = abs(gap) / rate if rate > 0 else float("inf")
+        return UNDECIDED, (
+            f"{behind.name} was still learning: its validation loss fell {improvement:.2f} nats "
+            f"in the last {seconds:.0f} s of training (> s.e. {_stderr(metric):.2f}); at that "
+            f"rate about {need:.0f} s more would close the gap of {abs(gap):.2f}"
+        )
+    flat = "; the curve behind had flattened" if curves else ""
+    return _verdict(gap > 0), f"difference {gap:+.2f} (2 s.e. {2 * se:.2f}){flat}"
 
 
 def autoencoder_init(runs: list[RunSummary]) -> tuple[str, str]:
@@ -128,13 +218,45 @@ def autoregressive_likelihood(runs: list[RunSummary]) -> tuple[str, str]:
     if ar is None or vae is None:
         return "not measured", "evaluate an autoregressive run and a vae run with nll"
     (ar_run, ar_name, ar_m), (vae_run, vae_name, vae_m) = ar, vae
-    return _verdict(ar_m["value"] < vae_m["value"]), (
+    verdict, why = compare_lower(ar, vae)
+    crossed = crossing(ar_run.curve, vae_run.curve)
+    if crossed is not None:
+        why += (
+            f"; the validation curves (exact NLL vs the VAE's -ELBO) cross at {crossed:.0f} s "
+            "of training"
+        )
+    elif ar_run.curve and vae_run.curve:
+        why += "; the validation curves do not cross within the budget"
+    return verdict, (
         f"{ar_run.name}: {ar_name} = {ar_m['value']:.2f} nats vs {vae_run.name}: {vae_name} = "
-        f"{vae_m['value']:.2f} nats (the VAE's figure is an upper bound on its NLL)"
+        f"{vae_m['value']:.2f} nats (the VAE's figure is an upper bound on its NLL); {why}"
     )
 
 
 def gan_sharper(runs: list[RunSummary]) -> tuple[str, str]:
+    sharp_gan = _best(_adversarial(runs), "sharpness", lower_is_better=False)
+    sharp_vae = _best(_variational(runs), "sharpness", lower_is_better=False)
+    if sharp_gan is not None and sharp_vae is not None:
+        verdict, why = compare_lower(sharp_vae, sharp_gan, curves=False)
+        (g_run, name, g), (v_run, _, v) = sharp_gan, sharp_vae
+        text = (
+            f"{name} (1 = as sharp as real data): {g_run.name} {g['value']:.3f} ± "
+            f"{g['stderr']:.3f} vs {v_run.name} {v['value']:.3f} ± {v['stderr']:.3f}; {why}"
+        )
+        fd = _fd_comparison(runs)
+        return verdict, text + (f"; {fd[1]}" if fd[0] == "compared" else "")
+    state, text = _fd_comparison(runs)
+    if state != "compared":
+        return state, text
+    gan, vae = _best(_adversarial(runs), "fd_"), _best(_variational(runs), "fd_")
+    assert gan is not None and vae is not None
+    return _verdict(gan[2]["value"] < vae[2]["value"]), text + (
+        " (no sharpness metric measured: FD ranks overall sample quality, not sharpness)"
+    )
+
+
+def _fd_comparison(runs: list[RunSummary]) -> tuple[str, str]:
+    """("compared", the FD text) or (a verdict that stops the comparison, why)."""
     gan, vae = _best(_adversarial(runs), "fd_"), _best(_variational(runs), "fd_")
     if gan is None or vae is None:
         return "not measured", "evaluate a gan run and a vae run with fd"
@@ -148,7 +270,7 @@ def gan_sharper(runs: list[RunSummary]) -> tuple[str, str]:
     gan_p, vae_p = gan_run.metric("precision_"), vae_run.metric("precision_")
     if gan_p and vae_p:
         text += f"; precision {gan_p[1]['value']:.3f} vs {vae_p[1]['value']:.3f}"
-    return _verdict(gan_m["value"] < vae_m["value"]), text
+    return "compared", text
 
 
 def autoregressive_slow(runs: list[RunSummary]) -> tuple[str, str]:
@@ -219,7 +341,11 @@ CLAIMS: list[tuple[str, str, Callable[[list[RunSummary]], tuple[str, str]]]] = [
         "exact NLL vs the VAE's IWAE bound",
         autoregressive_likelihood,
     ),
-    ("GAN samples are sharper than VAE samples", "FD (and precision) on features", gan_sharper),
+    (
+        "GAN samples are sharper than VAE samples",
+        "sharpness relative to real images (and FD, precision)",
+        gan_sharper,
+    ),
     ("autoregressive sampling is slow", "sampling images/s", autoregressive_slow),
     (
         "a Boltzmann machine's likelihood can only be estimated",

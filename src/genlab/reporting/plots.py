@@ -62,6 +62,31 @@ def training_curves(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path |
     return _save(figure, path)
 
 
+def quality_vs_compute(
+    curves: dict[str, list[tuple[float, float, float]]], path: Path
+) -> Path | None:
+    """Validation loss of every run on shared axes, against training seconds and against
+    images seen: ``curves`` maps a run name to (seconds, images, loss) points. None when fewer
+    than one run has two points."""
+    curves = {name: points for name, points in curves.items() if len(points) >= 2}
+    if not curves:
+        return None
+    figure = Figure(figsize=(10.0, 3.8))
+    for index, (column, label) in enumerate(((0, "training seconds"), (1, "images seen"))):
+        axes = figure.add_subplot(1, 2, index + 1, sharey=figure.axes[0] if index else None)
+        for name, points in curves.items():
+            xs = [p[column] for p in points]
+            axes.plot(xs, [p[2] for p in points], marker="o", markersize=3, label=name)
+        axes.set_xlabel(label)
+        axes.set_ylabel("validation loss (nats per image)")
+        axes.grid(alpha=0.3)
+        if index == 0:
+            axes.legend(fontsize=7)
+    figure.suptitle("quality vs compute (lower is better; a VAE's curve is its -ELBO)", fontsize=9)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str, path: Path) -> Path:
     """Codes (N, L) projected on their first two principal components, coloured by label."""
     centred = codes - codes.mean(0)

@@ -8,6 +8,7 @@ Reporting reads results and renders them; it never trains, evaluates or samples 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,8 @@ from typing import Any
 from genlab.errors import ConfigError, RunError
 from genlab.evaluation.metrics import METRICS
 from genlab.models import MODELS
-from genlab.reporting.claims import RunSummary, Verdict, check_claims
-from genlab.reporting.plots import training_curves
+from genlab.reporting.claims import CurvePoint, RunSummary, Verdict, check_claims
+from genlab.reporting.plots import quality_vs_compute, training_curves
 from genlab.runs import RunDir
 
 IMAGE_KINDS = (
@@ -43,6 +44,7 @@ class Report:
     claims: list[Verdict]
     curves: str | None
     out: Path
+    compute: str | None = None  # the quality-vs-compute figure (likelihood families)
 
 
 def summarise(run: RunDir) -> RunSummary:
@@ -78,7 +80,27 @@ def summarise(run: RunDir) -> RunSummary:
         metrics=metrics,
         not_applicable=not_applicable,
         finetune=run.read_json(finetune_path) if finetune_path.exists() else None,
+        curve=validation_curve(run.read_metrics()),
     )
+
+
+def validation_curve(records: list[dict[str, Any]]) -> tuple[CurvePoint, ...]:
+    """(training seconds so far, images seen so far, validation loss) after each epoch, from a
+    run's metrics.jsonl; empty when it logged no one-phase validation loss."""
+    points: list[CurvePoint] = []
+    seconds = images = 0.0
+    for record in records:
+        if record.get("kind") != "epoch":
+            continue
+        try:
+            took, rate, loss = (float(record[k]) for k in ("seconds", "images_per_s", "val/loss"))
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not all(math.isfinite(v) and v >= 0 for v in (took, rate)) or not math.isfinite(loss):
+            continue
+        seconds, images = seconds + took, images + took * rate
+        points.append(CurvePoint(seconds, images, loss))
+    return tuple(points)
 
 
 def metric_order(entries: list[RunEntry]) -> list[str]:
@@ -108,10 +130,17 @@ def build_report(
     curves = training_curves(
         {e.run.path.name: e.run.read_metrics() for e in entries}, out / "images" / "curves.png"
     )
+    likelihood = {
+        e.run.path.name: [(p.seconds, p.images, p.val_loss) for p in e.summary.curve]
+        for e in entries
+        if e.summary.traits.density in ("exact", "bound")
+    }
+    compute = quality_vs_compute(likelihood, out / "images" / "compute.png")
     return Report(
         entries,
         metric_order(entries),
         check_claims([e.summary for e in entries]),
         "images/curves.png" if curves else None,
         out,
+        "images/compute.png" if compute else None,
     )

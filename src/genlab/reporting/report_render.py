@@ -82,6 +82,8 @@ def render_markdown(report: Report) -> str:
         if shown:
             lines += ["", f"## {title}", ""]
             lines += [f"**{name}**\n\n![{name} {kind}]({path})\n" for name, path in shown]
+    if report.compute:
+        lines += ["", "## Quality vs compute", "", f"![quality vs compute]({report.compute})"]
     if report.curves:
         lines += ["", "## Training curves", "", f"![training curves]({report.curves})"]
     return "\n".join(lines) + "\n"
@@ -94,7 +96,7 @@ th, td { border: 1px solid #bbb; padding: 4px 8px; text-align: left; vertical-al
 th { background: #eef; }
 td.na { color: #999; }
 .holds { background: #d8f5d0; } .does-not-hold { background: #f9d6d5; }
-.not-measured { background: #eee; }
+.not-measured { background: #eee; } .not-decided-at-this-budget { background: #fdf1c7; }
 .row { display: flex; flex-wrap: wrap; gap: 1.5em; }
 .row figure { margin: 0; } .row img { max-width: 360px; image-rendering: pixelated; }
 figcaption { font-size: 13px; }
@@ -140,6 +142,10 @@ def render_html(report: Report) -> str:
                 for n, p in shown
             ]
             parts.append("</div>")
+    if report.compute:
+        parts.append(
+            f"<h2>Quality vs compute</h2><img src='{esc(report.compute)}' alt='quality vs compute'>"
+        )
     if report.curves:
         parts.append(f"<h2>Training curves</h2><img src='{esc(report.curves)}' alt='curves'>")
     parts.append("</body></html>")

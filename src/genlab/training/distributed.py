@@ -14,6 +14,7 @@ chains, batch-norm statistics) — so a checkpoint resumes every rank exactly.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,8 +122,11 @@ def join(device: torch.device) -> ProcessGroup | None:
 
 
 def leave(group: ProcessGroup | None) -> None:
-    """Wait for every rank, then close the process group."""
+    """Wait for every rank, then close the process group. DistributedDataParallel wrappers
+    left in reference cycles are collected first: destroyed after their process group, their
+    reducers abort the process."""
     if group is not None and dist.is_initialized():
+        gc.collect()
         dist.barrier(group=group.control)
         dist.destroy_process_group()
 

@@ -1,0 +1,116 @@
+"""Three-valued verdicts: a claim is decided only when the intervals are apart and the run
+that is behind had stopped learning; otherwise it is "not decided at this budget", saying why."""
+
+from __future__ import annotations
+
+import pytest
+
+from genlab.models import MODELS
+from genlab.reporting.claims import UNDECIDED, CurvePoint, RunSummary, check_claims
+from genlab.reporting.report import validation_curve
+
+AR_CLAIM = "PixelRNN/PixelCNN reach better likelihood than a VAE"
+GAN_CLAIM = "GAN samples are sharper than VAE samples"
+
+
+def _curve(*losses: float, seconds: float = 100.0) -> tuple[CurvePoint, ...]:
+    return tuple(
+        CurvePoint(seconds * (i + 1), 1000.0 * (i + 1), loss) for i, loss in enumerate(losses)
+    )
+
+
+def _run(name, family, metrics, curve=()):
+    return RunSummary(name, family, MODELS.get(family).traits, "d", metrics, {}, curve=curve)
+
+
+def _nll(value, stderr=0.5):
+    return {"value": value, "stderr_images": stderr, "bits_per_dim": value / 784 / 0.693}
+
+
+def _verdicts(*runs):
+    return {v.claim: v for v in check_claims(list(runs))}
+
+
+VAE = _run("vae", "vae", {"nll_iwae_k1000": _nll(245.0)}, _curve(260, 250, 247, 246.5, 246.4))
+
+
+def test_a_curve_still_falling_leaves_the_claim_undecided_with_the_time_it_would_need():
+    pixel = _run("pix", "pixelcnn", {"nll_exact": _nll(250.0)}, _curve(300, 280, 265, 257, 250))
+    verdict = _verdicts(VAE, pixel)[AR_CLAIM]
+    assert verdict.verdict == UNDECIDED
+    # last 20% of 500 s: from the point at 400 s (257) to 500 s (250): 7 nats in 100 s
+    assert "fell 7.00 nats in the last 100 s" in verdict.evidence
+    assert "about 71 s more" in verdict.evidence  # gap 5 nats at 0.07 nats/s
+
+
+def test_a_flat_curve_behind_decides_against_the_claim():
+    pixel = _run("pix", "pixelcnn", {"nll_exact": _nll(250.0)}, _curve(270, 255, 250.2, 250.1, 250))
+    verdict = _verdicts(VAE, pixel)[AR_CLAIM]
+    assert verdict.verdict == "does not hold" and "flattened" in verdict.evidence
+
+
+def test_overlapping_intervals_are_undecided_whatever_the_curves():
+    pixel = _run("pix", "pixelcnn", {"nll_exact": _nll(245.9)}, _curve(250, 246, 245.9))
+    verdict = _verdicts(VAE, pixel)[AR_CLAIM]
+    assert verdict.verdict == UNDECIDED and "within 2 s.e." in verdict.evidence
+
+
+def test_a_clear_lead_with_the_vae_behind_and_flat_holds():
+    pixel = _run("pix", "pixelcnn", {"nll_exact": _nll(238.0)}, _curve(300, 260, 240, 238))
+    assert _verdicts(VAE, pixel)[AR_CLAIM].verdict == "holds"
+
+
+def test_a_vae_behind_and_still_learning_leaves_it_undecided():
+    vae = _run("vae", "vae", {"nll_iwae_k1000": _nll(245.0)}, _curve(280, 265, 255, 249, 245))
+    pixel = _run("pix", "pixelcnn", {"nll_exact": _nll(238.0)}, _curve(300, 260, 240, 238))
+    assert _verdicts(vae, pixel)[AR_CLAIM].verdict == UNDECIDED
+
+
+@pytest.mark.parametrize(
+    "gan, vae, expected",
+    [((0.97, 0.02), (0.55, 0.01), "holds"), ((0.56, 0.02), (0.55, 0.01), UNDECIDED)],
+)
+def test_sharpness_decides_the_gan_claim(gan, vae, expected):
+    def sharp(value, se):
+        return {"sharpness_lap_10k": {"value": value, "stderr": se}}
+
+    verdict = _verdicts(_run("g", "gan", sharp(*gan)), _run("v", "vae", sharp(*vae)))[GAN_CLAIM]
+    assert verdict.verdict == expected and "sharpness_lap_10k" in verdict.evidence
+
+
+def test_the_validation_curve_accumulates_time_and_images():
+    records = [
+        {"kind": "train", "step": 5},
+        {"kind": "epoch", "step": 10, "seconds": 2.0, "images_per_s": 50.0, "val/loss": 9.0},
+        {"kind": "epoch", "step": 20, "seconds": 3.0, "images_per_s": 100.0, "val/loss": 7.0},
+        {"kind": "epoch", "step": 30, "seconds": 1.0, "images_per_s": 10.0},  # no validation
+        {"kind": "epoch", "step": 40, "seconds": "x", "images_per_s": 1.0, "val/loss": 1.0},
+    ]
+    assert validation_curve(records) == (CurvePoint(2.0, 100.0, 9.0), CurvePoint(5.0, 400.0, 7.0))
+
+
+def test_crossing_of_two_curves_is_interpolated():
+    from genlab.reporting.claims import crossing
+
+    falling = _curve(300, 260, 240, 230)  # at 100, 200, 300, 400 s
+    flat = _curve(250, 250, 250, 250)
+    assert crossing(falling, flat) == pytest.approx(250.0)  # 260 -> 240 passes 250 halfway
+    assert crossing(flat, falling) is None  # flat never goes from above to below
+    assert crossing(falling, _curve(100, 100)) is None
+
+
+def test_the_ar_claim_names_where_the_curves_cross():
+    pixel = _run("pix", "pixelcnn", {"nll_exact": _nll(238.0)}, _curve(300, 260, 240, 238, 238))
+    vae = _run("vae", "vae", {"nll_iwae_k1000": _nll(245.0)}, _curve(250, 248, 246, 245.5, 245.5))
+    verdict = _verdicts(vae, pixel)[AR_CLAIM]
+    assert verdict.verdict == "holds" and "cross at 267 s" in verdict.evidence  # gaps 12 then -6
+
+
+def test_quality_vs_compute_draws_shared_axes(tmp_path):
+    from genlab.reporting.plots import quality_vs_compute
+
+    path = quality_vs_compute(
+        {"a": [(1.0, 10.0, 5.0), (2.0, 20.0, 4.0)], "b": [(1.0, 5.0, 6.0)]}, tmp_path / "c.png"
+    )
+    assert path is not None and path.stat().st_size > 1000
+    assert quality_vs_compute({"b": [(1.0, 5.0, 6.0)]}, tmp_path / "d.png") is None
