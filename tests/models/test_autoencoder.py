@@ -96,7 +96,16 @@ def test_cli_train_reconstruct_interpolate_and_no_sampling(
     assert "no prior" in capsys.readouterr().err
     assert main(["eval", str(run), "--no-progress"]) == 0
     results = json.loads((run / "eval.json").read_text())
-    sampling = {"fd", "kid", "precision", "recall", "density", "coverage", "sample_speed", "sharpness"}
+    sampling = {
+        "fd",
+        "kid",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "sample_speed",
+        "sharpness",
+    }
     markov = {"nll_ais", "chain"}  # no energy; no corruption, so no denoising chain
     assert set(results["not_applicable"]) == {"nll", "elbo"} | sampling | markov
     assert {"recon_mse", "probe_logreg_acc_n1000", "train_images_per_s"} <= set(results["metrics"])
