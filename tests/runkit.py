@@ -8,6 +8,39 @@ from genlab import api
 from genlab.models import load_run_config
 from genlab.runs import RunDir
 
+# a tiny model of every family but the VAE and GAN (each test adds its own data and budget)
+TINY_MODELS = {
+    "ae": ["model.name=ae", "model.hidden=[16]", "model.code_dim=3"],
+    "vae_warmup": ["model.kl_warmup_steps=40"],
+    "pixelcnn": [
+        "model.name=pixelcnn",
+        "model.channels=8",
+        "model.blocks=1",
+        "model.head_hidden=8",
+    ],
+    "gated_pixelcnn": [
+        "model.name=gated_pixelcnn",
+        "model.channels=8",
+        "model.layers=2",
+        "model.head_hidden=8",
+    ],
+    "pixelrnn": [
+        "model.name=pixelrnn",
+        "model.channels=8",
+        "model.layers=1",
+        "model.head_hidden=8",
+    ],
+    "rbm_pcd": ["model.name=rbm", "model.hidden=12", "model.persistent=true", "model.chains=7"],
+    "rbm_cd3": ["model.name=rbm", "model.hidden=12", "model.cd_k=3"],
+    "dae_walkback": [
+        "model.name=ae",
+        "model.hidden=[16]",
+        "model.code_dim=3",
+        "model.denoising=0.3",
+        "model.walkback=2",
+    ],
+}
+
 
 def train_small(root: Path, *extra: str) -> RunDir:
     """One epoch of a tiny VAE on digits, its run folder under ``root/runs``."""

@@ -113,4 +113,23 @@ def test_quality_vs_compute_draws_shared_axes(tmp_path):
         {"a": [(1.0, 10.0, 5.0), (2.0, 20.0, 4.0)], "b": [(1.0, 5.0, 6.0)]}, tmp_path / "c.png"
     )
     assert path is not None and path.stat().st_size > 1000
-    assert quality_vs_compute({"b": [(1.0, 5.0, 6.0)]}, tmp_path / "d.png") is None
+    assert quality_vs_compute({"b": []}, tmp_path / "d.png") is None
+
+
+def test_a_run_with_too_few_validation_points_cannot_decide_against_the_claim():
+    pixel = _run("pix", "pixelcnn", {"nll_exact": _nll(250.0)}, _curve(262, 250))
+    verdict = _verdicts(VAE, pixel)[AR_CLAIM]
+    assert verdict.verdict == UNDECIDED and "too few" in verdict.evidence
+
+
+def test_autoregressive_sampling_is_compared_with_one_pass_samplers_not_chains():
+    def speed(value):
+        return {"sample_images_per_s": {"value": value}}
+
+    runs = [
+        _run("pix", "pixelcnn", speed(300.0)),
+        _run("gan", "gan", speed(6000.0)),
+        _run("rbm", "rbm", speed(90.0)),  # a 1000-step Gibbs chain: slower, and not one pass
+    ]
+    verdict = _verdicts(*runs)["autoregressive sampling is slow"]
+    assert verdict.verdict == "holds" and "gan 6000.0 images/s (20x)" in verdict.evidence

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from runkit import TINY_MODELS
 from safetensors.torch import load_file
 
 from genlab import api
@@ -126,9 +127,14 @@ def test_two_processes_with_half_batches_reach_the_parameters_of_one_process(tmp
 @pytest.mark.parametrize("family", ["vae", "gan"])
 def test_two_processes_stopped_and_resumed_equal_the_uninterrupted_two(tmp_path, family):
     args = _sets(VAE) if family == "vae" else GAN
+    cut = ["--set", "train.max_steps=23", "--set", "train.checkpoint_every_steps=10"]
+    _stopped_and_resumed_equals_whole(tmp_path, args, cut)
+
+
+def _stopped_and_resumed_equals_whole(tmp_path: Path, args: list[str], cut: list[str]) -> None:
+    """Train ``args`` whole, and again cut short by ``cut`` then resumed: equal weights."""
     whole = torchrun(["train", "--no-progress", "--runs-dir", str(tmp_path / "a"), *args])
     assert whole.returncode == 0, whole.stderr[-3000:]
-    cut = ["--set", "train.max_steps=23", "--set", "train.checkpoint_every_steps=10"]
     part = torchrun(["train", "--no-progress", "--runs-dir", str(tmp_path / "b"), *args, *cut])
     assert part.returncode == 0, part.stderr[-3000:]
     stopped = _only_run(tmp_path / "b")
@@ -235,27 +241,8 @@ def test_nproc_launches_torchrun_and_checks_the_batch_first(tmp_path, capsys):
 
 
 FAMILY_ARGS = {
-    "ae": ["model.name=ae", "model.hidden=[16]", "model.code_dim=3"],
-    "pixelcnn": [
-        "model.name=pixelcnn",
-        "model.channels=8",
-        "model.blocks=1",
-        "model.head_hidden=8",
-    ],
-    "gated_pixelcnn": [
-        "model.name=gated_pixelcnn",
-        "model.channels=8",
-        "model.layers=2",
-        "model.head_hidden=8",
-    ],
-    "pixelrnn": [
-        "model.name=pixelrnn",
-        "model.channels=8",
-        "model.layers=1",
-        "model.head_hidden=8",
-    ],
+    **{k: TINY_MODELS[k] for k in ("ae", "pixelcnn", "gated_pixelcnn", "pixelrnn", "rbm_pcd")},
     "dcgan": ["model.name=gan", "model.channels=[8,16]", "model.latent_dim=8"],
-    "rbm_pcd": ["model.name=rbm", "model.hidden=12", "model.persistent=true", "model.chains=7"],
 }
 
 
@@ -266,14 +253,4 @@ def test_every_family_trains_on_two_processes_and_resumes_exactly(tmp_path, fami
     noise generator come back from the checkpoint."""
     args = _sets(["data.name=digits", *FAMILY_ARGS[family], "train.batch_size=64"])
     args += _sets(["train.epochs=2", "train.sample_every=0"])
-    whole = torchrun(["train", "--no-progress", "--runs-dir", str(tmp_path / "a"), *args])
-    assert whole.returncode == 0, whole.stderr[-3000:]
-    cut = _sets(["train.max_steps=30"])  # mid-epoch 2
-    part = torchrun(["train", "--no-progress", "--runs-dir", str(tmp_path / "b"), *args, *cut])
-    assert part.returncode == 0, part.stderr[-3000:]
-    stopped = _only_run(tmp_path / "b")
-    resumed = torchrun(["train", "--no-progress", "--resume", str(stopped)])
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a, b = _weights(_only_run(tmp_path / "a")), _weights(stopped)
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    _stopped_and_resumed_equals_whole(tmp_path, args, _sets(["train.max_steps=30"]))

@@ -3,42 +3,11 @@ VAE whose KL warm-up is model state advanced after each step."""
 
 import pytest
 import torch
+from runkit import TINY_MODELS
 from safetensors.torch import load_file
 
 from genlab import api
 from genlab.models import MODELS, load_run_config
-
-TINY_MODELS = {
-    "ae": ["model.name=ae", "model.hidden=[16]", "model.code_dim=3"],
-    "vae_warmup": ["model.kl_warmup_steps=40"],
-    "pixelcnn": [
-        "model.name=pixelcnn",
-        "model.channels=8",
-        "model.blocks=1",
-        "model.head_hidden=8",
-    ],
-    "gated_pixelcnn": [
-        "model.name=gated_pixelcnn",
-        "model.channels=8",
-        "model.layers=2",
-        "model.head_hidden=8",
-    ],
-    "pixelrnn": [
-        "model.name=pixelrnn",
-        "model.channels=8",
-        "model.layers=1",
-        "model.head_hidden=8",
-    ],
-    "rbm_pcd": ["model.name=rbm", "model.hidden=12", "model.persistent=true", "model.chains=7"],
-    "rbm_cd3": ["model.name=rbm", "model.hidden=12", "model.cd_k=3"],
-    "dae_walkback": [
-        "model.name=ae",
-        "model.hidden=[16]",
-        "model.code_dim=3",
-        "model.denoising=0.3",
-        "model.walkback=2",
-    ],
-}
 
 
 def test_every_family_but_the_gan_is_covered_here():

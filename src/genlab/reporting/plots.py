@@ -66,9 +66,9 @@ def quality_vs_compute(
     curves: dict[str, list[tuple[float, float, float]]], path: Path
 ) -> Path | None:
     """Validation loss of every run on shared axes, against training seconds and against
-    images seen: ``curves`` maps a run name to (seconds, images, loss) points. None when fewer
-    than one run has two points."""
-    curves = {name: points for name, points in curves.items() if len(points) >= 2}
+    images seen: ``curves`` maps a run name to (seconds, images, loss) points (a run that
+    validated once is one dot). None when no run has a point."""
+    curves = {name: points for name, points in curves.items() if points}
     if not curves:
         return None
     figure = Figure(figsize=(10.0, 3.8))
