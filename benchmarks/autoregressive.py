@@ -28,7 +28,7 @@ import torch
 from common import environment, save
 
 from genlab import noise
-from genlab.devices import describe, resolve_device
+from genlab.devices import describe, resolve_device, synchronize
 from genlab.models import DataInfo, build_model, load_run_config
 from genlab.models.ar_sampling import sample_autoregressive
 
@@ -39,13 +39,8 @@ FAMILIES = ("gated_pixelcnn", "pixelrnn", "pixelcnn", "pixelrnn_diagonal")
 DEVICE = torch.device("cpu")
 
 
-def _sync() -> None:
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize(DEVICE)
-
-
 def timed_sample(model: torch.nn.Module, n: int, sampler: str) -> tuple[torch.Tensor, float]:
-    _sync()
+    synchronize(DEVICE)
     start = time.perf_counter()
     images = sample_autoregressive(
         model,  # type: ignore[arg-type]
@@ -53,7 +48,7 @@ def timed_sample(model: torch.nn.Module, n: int, sampler: str) -> tuple[torch.Te
         generator=noise.generator(0, DEVICE),
         sampler=sampler,  # type: ignore[arg-type]
     )
-    _sync()
+    synchronize(DEVICE)
     return images, time.perf_counter() - start
 
 
@@ -63,13 +58,13 @@ def train_rate(model: torch.nn.Module, batch: int, steps: int) -> float:
     times = []
     for step in range(steps + 1):
         x = torch.randint(0, 2, (batch, 1, 28, 28), generator=g).float().to(DEVICE)
-        _sync()
+        synchronize(DEVICE)
         start = time.perf_counter()
         loss = model.loss(x, "main")["loss"]  # type: ignore[operator]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        _sync()
+        synchronize(DEVICE)
         if step:  # the first step is a warm-up
             times.append(time.perf_counter() - start)
     return batch / statistics.median(times)

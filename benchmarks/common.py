@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from genlab.devices import synchronize
 from genlab.fileio import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -21,23 +22,24 @@ class MatmulReference:
     """Samples of the fp32 n x n matrix-product rate, taken between pieces of the measured work
     so both see the same machine conditions (a shared VM's speed drifts by 20-30%)."""
 
-    def __init__(self, n: int = 4096, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        n: int = 4096,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         self.n, self.device = n, torch.device(device)
-        self.a = torch.randn(n, n, device=self.device)
-        self.b = torch.randn(n, n, device=self.device)
+        self.a = torch.randn(n, n, device=self.device, dtype=dtype)
+        self.b = torch.randn(n, n, device=self.device, dtype=dtype)
         self.a @ self.b  # warm-up
-        self._sync()
+        synchronize(self.device)
         self.samples: list[float] = []
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
 
     def sample(self, repeats: int = 3) -> None:
         for _ in range(repeats):
             start = time.perf_counter()
             self.a @ self.b
-            self._sync()
+            synchronize(self.device)
             self.samples.append(2 * self.n**3 / (time.perf_counter() - start))
 
     def summary(self) -> dict[str, float]:

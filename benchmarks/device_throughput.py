@@ -19,11 +19,11 @@ import dataclasses
 import time
 
 import torch
-from common import environment, save
+from common import MatmulReference, environment, save
 
 from genlab import noise
 from genlab.data import load_data
-from genlab.devices import describe, resolve_device
+from genlab.devices import describe, resolve_device, synchronize
 from genlab.models import DataInfo, build_model, load_run_config
 from genlab.training.step import DTYPES
 from genlab.training.trainer import Trainer
@@ -35,26 +35,6 @@ FAMILIES = {
     "pixelrnn": "configs/pixelrnn_fashion.yaml",
     "dcgan": "configs/dcgan_fashion.yaml",
 }
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def matmul_rate(device: torch.device, dtype: torch.dtype, n: int = 4096) -> float:
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    a @ b
-    _sync(device)
-    best = 0.0
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(4):
-            a @ b
-        _sync(device)
-        best = max(best, 4 * 2 * n**3 / (time.perf_counter() - start))
-    return best
 
 
 def _model(config, data, device: torch.device):
@@ -76,7 +56,7 @@ def trainer_run(config, data, device: torch.device, steps: int) -> float:
 
         def on_step_end(self, trainer, terms, images):
             if trainer.step == 10:  # warm-up done: time from here
-                _sync(device)
+                synchronize(device)
                 self.start = time.perf_counter()
             if trainer.step >= steps + 10:
                 trainer.request_stop("max_steps", interrupt=True)
@@ -84,7 +64,7 @@ def trainer_run(config, data, device: torch.device, steps: int) -> float:
     stop = Stop()
     trainer.callbacks.append(stop)
     trainer.fit()
-    _sync(device)
+    synchronize(device)
     return steps * cfg.batch_size / (time.perf_counter() - stop.start)
 
 
@@ -108,7 +88,7 @@ def plain_run(config, data, device: torch.device, steps: int, precision: str) ->
     start = 0.0
     for step in range(steps + 10):
         if step == 10:
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
         x = images[(step % 50) * batch : (step % 50 + 1) * batch]
         for phase in phases:
@@ -119,7 +99,7 @@ def plain_run(config, data, device: torch.device, steps: int, precision: str) ->
                 loss.float().backward()
                 optimizers[phase.name].step()
                 model.after_step(phase.name)
-    _sync(device)
+    synchronize(device)
     return steps * batch / (time.perf_counter() - start)
 
 
@@ -133,7 +113,11 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     rows = []
-    rates = {p: matmul_rate(device, DTYPES[p]) / 1e9 for p in args.precisions if p != "fp16"}
+    rates = {}
+    for precision in args.precisions:
+        reference = MatmulReference(device=device, dtype=DTYPES[precision])
+        reference.sample(repeats=5)
+        rates[precision] = reference.summary()["matmul_gflops_per_s_best"]
     for family in args.families:
         for precision in args.precisions:
             config = load_run_config(FAMILIES[family], [f"train.precision={precision}"])

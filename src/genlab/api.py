@@ -84,7 +84,7 @@ class _Place:
     def __init__(self, config: RunConfig) -> None:
         self.device = resolve_device(config.train.device, "train.device")
         self.group: ProcessGroup | None = join(self.device)
-        check_batch(config.train.batch_size, self.group)
+        check_batch(config.train.batch_size, 1 if self.group is None else self.group.world)
 
     @property
     def is_main(self) -> bool:

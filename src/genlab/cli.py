@@ -53,17 +53,14 @@ def _launch_torchrun(args: argparse.Namespace, overrides: list[str]) -> int:
     ``torchrun --standalone --nproc-per-node N -m genlab train ...`` and pass on its status."""
     from genlab import api
     from genlab.devices import resolve_device
+    from genlab.training.distributed import check_batch
 
     if args.resume:
         config = api.open_run(args.resume, overrides, allow=api.RESUME_OVERRIDABLE).config
     else:
         config = api.load_config(args.config, overrides)
     resolve_device(config.train.device, "train.device")
-    if config.train.batch_size % args.nproc:
-        raise GenlabError(
-            f"train.batch_size={config.train.batch_size} is the batch of all {args.nproc} "
-            f"processes together and must divide by {args.nproc}"
-        )
+    check_batch(config.train.batch_size, args.nproc)
     rest, skip = [], False
     for token in args.argv:
         if skip:

@@ -80,6 +80,14 @@ def _local_rank() -> int:
         return 0
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock read after it times the work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def describe(device: torch.device) -> str:
     """``cpu`` or ``cuda:0 (NVIDIA H200)``: what run.json and reports record."""
     if device.type == "cuda":

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from genlab import noise
 from genlab.config import EvalConfig
+from genlab.devices import synchronize
 from genlab.evaluation.feature_net import FeatureNet, load_or_train_feature_net
 from genlab.models.base import DataInfo, GenerativeModel, SupportsSample, device_of
 from genlab.resources import require_fits
@@ -157,11 +158,3 @@ class EvalContext:
             return self.feature_net()[0].features_of(train[index])
 
         return self.memo("floor_features", compute)
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work, so that a clock read after it times the work."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()

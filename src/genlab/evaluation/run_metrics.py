@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from genlab import noise
-from genlab.devices import describe
-from genlab.evaluation.context import EvalContext, synchronize
+from genlab.devices import describe, synchronize
+from genlab.evaluation.context import EvalContext
 from genlab.evaluation.features import encode_images
 from genlab.evaluation.metrics import METRICS, Metric, MetricResult
 from genlab.evaluation.probe import probe_features

@@ -131,10 +131,10 @@ def leave(group: ProcessGroup | None) -> None:
         dist.destroy_process_group()
 
 
-def check_batch(batch_size: int, group: ProcessGroup | None) -> None:
-    """train.batch_size is the global batch: it must split evenly over the ranks."""
-    if group is not None and batch_size % group.world:
+def check_batch(batch_size: int, world: int) -> None:
+    """train.batch_size is the global batch: it must split evenly over ``world`` ranks."""
+    if batch_size % world:
         raise ConfigError(
-            f"train.batch_size={batch_size} is the batch of all {group.world} processes together "
-            f"and must divide by {group.world}; use a multiple of {group.world}"
+            f"train.batch_size={batch_size} is the batch of all {world} processes together "
+            f"and must divide by {world}; use a multiple of {world}"
         )

@@ -353,7 +353,9 @@ class Trainer:
         eval mode: the model's final objective, whatever its training schedule."""
         assert self.val_batches is not None
         self.model.eval()
-        seed = self.cfg.seed + 1 if self.rank == 0 else derive_seed(RANK_NOISE, self.cfg.seed + 1)
+        seed = self.cfg.seed + 1
+        if self.rank:
+            seed = derive_seed(RANK_NOISE, seed, self.rank)
         generator = noise.generator(seed, self.device)
         sums: dict[str, torch.Tensor] = {}
         count = 0
