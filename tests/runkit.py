@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from genlab import api
+from genlab.evaluation import context as eval_context
+from genlab.evaluation.feature_net import FeatureNetConfig, load_or_train_feature_net
 from genlab.models import load_run_config
-from genlab.runs import RunDir
+from genlab.runs import RunDir, sample_curve
 
 # a tiny model of every family but the VAE and GAN (each test adds its own data and budget)
 TINY_MODELS = {
@@ -54,3 +59,15 @@ def train_small(root: Path, *extra: str) -> RunDir:
         *extra,
     ]
     return api.train(load_run_config(None, overrides))
+
+
+# a feature network that trains in a moment, for tests of protocols rather than of the network
+QUICK_FEATURE_NET = FeatureNetConfig(width=4, feature_dim=16, epochs=1, min_steps=30)
+
+
+def use_quick_feature_net(monkeypatch: Any) -> Callable[..., Any]:
+    """Make training-time FD curves and evaluation use QUICK_FEATURE_NET; returns the loader."""
+    quick = functools.partial(load_or_train_feature_net, cfg=QUICK_FEATURE_NET)
+    monkeypatch.setattr(sample_curve, "load_or_train_feature_net", quick)
+    monkeypatch.setattr(eval_context, "load_or_train_feature_net", quick)
+    return quick

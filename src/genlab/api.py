@@ -64,6 +64,7 @@ RESUME_OVERRIDABLE = (
     "train.checkpoint_every_steps",
     "train.checkpoint_every_minutes",
     "train.sample_every",
+    "train.fd_every",
 )
 
 
@@ -123,7 +124,9 @@ def _trainer(model: Any, data: Any, config: RunConfig, run: RunDir, place: _Plac
             f"family trains {len(phases)} phases ({', '.join(p.name for p in phases)}); "
             "set it to null"
         )
-    callbacks = run_callbacks(run, config, progress=cfg.progress) if place.is_main else []
+    callbacks = (
+        run_callbacks(run, config, progress=cfg.progress, data=data) if place.is_main else []
+    )
     return Trainer(model, cfg, train, val, callbacks, device=place.device, group=place.group)
 
 

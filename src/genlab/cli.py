@@ -160,6 +160,7 @@ def _sample(args: argparse.Namespace) -> int:
             progress=progress,
             steps=args.steps,
             device=args.device,
+            means=args.means,
         )
     )
     if args.steps is not None:
@@ -285,18 +286,27 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _zoo(args: argparse.Namespace) -> int:
-    from genlab.zoo import run_zoo
+    from genlab.zoo import ZooInterrupted, run_zoo
 
     families = [f.strip() for f in args.families.split(",")] if args.families else None
-    html = run_zoo(
-        args.data,
-        args.budget,
-        runs_dir=args.runs_dir,
-        families=families,
-        data_dir=args.data_dir,
-        progress=not args.no_progress,
-        device=args.device,
-    )
+    try:
+        html = run_zoo(
+            args.data,
+            args.budget,
+            runs_dir=args.runs_dir,
+            families=families,
+            data_dir=args.data_dir,
+            progress=not args.no_progress,
+            device=args.device,
+            seeds=args.seeds,
+        )
+    except KeyboardInterrupt as exc:
+        stopped = f" ({exc})" if isinstance(exc, ZooInterrupted) else ""
+        print(
+            f"genlab: zoo interrupted{stopped}; run the same command again to resume it",
+            file=sys.stderr,
+        )
+        return 143 if "sigterm" in str(exc) else 130
     print(f"wrote {html} and {html.with_name('report.md')}")
     return 0
 

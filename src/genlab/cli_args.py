@@ -129,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="PNG", help="output file (default RUN/samples/...)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
+        "--means",
+        action="store_true",
+        help="a vae's decoder means E[x|z] instead of samples x ~ p(x|z) (RUN/samples/means-*)",
+    )
+    p.add_argument(
         "--steps",
         "--chain-steps",
         dest="steps",
@@ -200,6 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="fashion-mnist", help="dataset (default fashion-mnist)")
     p.add_argument("--budget", default="30m", help="wall-clock budget, e.g. 30m, 1h (default 30m)")
     p.add_argument("--families", help="comma-separated subset of the zoo's families (default: all)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train the cheap families (vae, ae, rbm) N times, train.seed 0..N-1, and show the "
+        "spread (default 1)",
+    )
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="default runs/")
     p.add_argument("--no-progress", action="store_true")
     _add_data_dir(p)

@@ -27,6 +27,7 @@ def draw_images(opened: OpenRun, folder: Path, *, progress: bool) -> dict[str, s
     name = opened.path.name
     makers: dict[str, Callable[[Path], Path]] = {
         "samples": lambda p: api.sample(opened, n=64, seed=0, out=p, progress=progress),
+        "means": lambda p: api.sample(opened, n=64, seed=0, out=p, means=True),
         "reconstructions": lambda p: api.reconstruct(opened, n=16, seed=0, out=p),
         "interpolations": lambda p: api.interpolate(opened, pairs=4, steps=8, seed=0, out=p),
         "latent": lambda p: api.latent_view(opened, p),

@@ -98,6 +98,8 @@ class TrainConfig:
         "checkpoint_every_steps": (1, 10**12),
         "checkpoint_every_minutes": (0.01, 10**6),
         "sample_every": (0, 1_000_000),
+        "fd_every": (0, 1_000_000),
+        "fd_samples": (2, 10_000_000),
         "seed": SEED_RANGE,
         "threads": (1, 4096),
         "max_steps": (1, 10**12),
@@ -121,6 +123,11 @@ class TrainConfig:
     checkpoint_every_steps: int | None = None  # also every this many optimisation steps
     checkpoint_every_minutes: float | None = None  # also every this many minutes of training
     sample_every: int = 1  # epochs between sample grids in samples/ (0: never; last one always)
+    # a sample-quality curve (one-pass samplers, labelled data): every fd_every epochs (0: never;
+    # the last epoch too) the FD of fd_samples samples against as many test images, recorded
+    # in the epoch's metrics.jsonl record as test/fd_cnn_<n>; not counted as training time
+    fd_every: int = 0
+    fd_samples: int = 1000
     seed: int = 0
     loggers: tuple[Logger, ...] = ("jsonl",)  # experiment tracking: jsonl, tensorboard, mlflow
     threads: int | None = field(default=None, metadata=RUNTIME)  # torch.set_num_threads
@@ -140,6 +147,10 @@ class TrainConfig:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
         if self.sample_every < 0:
             raise ConfigError(f"train.sample_every must be >= 0, got {self.sample_every}")
+        if self.fd_every < 0:
+            raise ConfigError(f"train.fd_every must be >= 0, got {self.fd_every}")
+        if self.fd_samples < 2:
+            raise ConfigError(f"train.fd_samples must be >= 2, got {self.fd_samples}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be positive, got {self.lr}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):

@@ -25,6 +25,7 @@ from genlab.models.base import (
     SupportsMarkovChain,
     SupportsReconstruct,
     SupportsSample,
+    SupportsSampleMeans,
     code_of,
     device_of,
 )
@@ -52,12 +53,16 @@ def sample(
     progress: bool = True,
     steps: int | None = None,
     device: str | None = None,
+    means: bool = False,
 ) -> Path:
     """A grid of n samples from the model; returns the PNG's path. Slow samplers
     (autoregressive models, long chains) show a progress bar unless ``progress`` is False.
     ``steps`` runs the model's Markov chain (RBM, denoising autoencoder) that many steps from
-    noise instead of its default sampler."""
+    noise instead of its default sampler. ``means`` draws the mean images E[x|z] (a VAE's
+    decoder means, from the same z as its samples) instead of samples x ~ p(x|z)."""
     _positive(n, "n")
+    if means and steps is not None:
+        raise ConfigError("--means and --steps do not go together: a chain draws samples")
     opened = open_run(run, device_overrides(device))
     model = opened.model
     require_fits(
@@ -84,6 +89,15 @@ def sample(
             "its codes to sample from; use `genlab reconstruct` or `genlab interpolate`, train "
             "a denoising one (model.denoising > 0, model.loss=bce) and use --steps, or train a vae"
         )
+    if means:
+        if not isinstance(model, SupportsSampleMeans):
+            raise RunError(
+                f"the {model.family} family has no mean images apart from its samples; "
+                "drop --means (it is for a vae, whose decoder means differ from its samples)"
+            )
+        with torch.no_grad():
+            images = model.sample_means(n, generator=generator)
+        return save_grid(images.cpu(), out or opened.run.samples / f"means-seed{seed}.png")
     with torch.no_grad():
         images = model.sample(n, generator=generator, progress=progress)
     return save_grid(images.cpu(), out or opened.run.samples / f"sample-seed{seed}.png")

@@ -106,6 +106,7 @@ def test_cli_train_reconstruct_interpolate_and_no_sampling(
         "sample_speed",
         "sharpness",
     }
+    sampling |= {f"{name}_means" for name in ("fd", "kid", "precision", "recall", "sharpness")}
     markov = {"nll_ais", "chain"}  # no energy; no corruption, so no denoising chain
     assert set(results["not_applicable"]) == {"nll", "elbo"} | sampling | markov
     assert {"recon_mse", "probe_logreg_acc_n1000", "train_images_per_s"} <= set(results["metrics"])

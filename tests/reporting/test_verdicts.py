@@ -3,11 +3,14 @@ that is behind had stopped learning; otherwise it is "not decided at this budget
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from genlab.models import MODELS
 from genlab.reporting.claims import UNDECIDED, CurvePoint, RunSummary, check_claims
 from genlab.reporting.report import validation_curve
+from genlab.reporting.spread import seed_spread
 
 AR_CLAIM = "PixelRNN/PixelCNN reach better likelihood than a VAE"
 GAN_CLAIM = "GAN samples are sharper than VAE samples"
@@ -133,3 +136,52 @@ def test_autoregressive_sampling_is_compared_with_one_pass_samplers_not_chains()
     ]
     verdict = _verdicts(*runs)["autoregressive sampling is slow"]
     assert verdict.verdict == "holds" and "gan 6000.0 images/s (20x)" in verdict.evidence
+
+
+def _grouped(name, family, metrics, binarize, **fields):
+    key = f"fashion-mnist / {binarize} / f0"
+    traits = MODELS.get(family).traits
+    return RunSummary(name, family, traits, key, metrics, {}, binarize=binarize, **fields)
+
+
+def _sharp(value, source="samples"):
+    return {"value": value, "stderr": 0.01, "source": source}
+
+
+def test_each_claim_is_decided_on_the_data_of_its_protocol():
+    vae_b = _grouped("vae-b", "vae", {"nll_iwae_k1000": _nll(245.0)}, "static", curve=VAE.curve)
+    pixel = _grouped("pix", "pixelcnn", {"nll_exact": _nll(230.0)}, "static")
+    gan_b = _grouped("gan-b", "gan", {"sharpness_lap_2k": _sharp(0.1)}, "static")
+    gan = _grouped("gan", "gan", {"sharpness_lap_2k": _sharp(0.9)}, "none")
+    vae_g = _grouped(
+        "vae-g",
+        "vae",
+        {"sharpness_lap_2k": _sharp(1.3), "sharpness_lap_2k_means": _sharp(0.3, "means")},
+        "none",
+    )
+    verdicts = _verdicts(vae_b, pixel, gan_b, gan, vae_g)
+    ar = verdicts[AR_CLAIM]
+    assert ar.protocol == "fashion-mnist, binarised (static)" and "pix" in ar.evidence
+    sharp = verdicts[GAN_CLAIM]
+    # on grey levels, against the VAE's decoder means (its noisy samples are context)
+    assert sharp.protocol == "fashion-mnist, 8-bit grey levels" and sharp.verdict == "holds"
+    assert "vae-g's decoder means 0.300" in sharp.evidence and "x ~ p(x|z) 1.300" in sharp.evidence
+    assert "gan-b" not in sharp.evidence
+    # with only binarised runs the claim falls back to the data that measure it, and says so
+    vae_b = dataclasses.replace(vae_b, metrics={"sharpness_lap_2k": _sharp(0.5)})
+    alone = _verdicts(vae_b, gan_b)[GAN_CLAIM]
+    assert alone.protocol == "fashion-mnist, binarised (static)" and alone.verdict != "holds"
+    assert _verdicts(vae_b)[GAN_CLAIM].protocol == ""  # not measured: no data named
+
+
+def test_replicas_count_once_in_claims_and_show_their_spread():
+    seeds = [
+        _grouped(f"vae-{s}", "vae", {"nll_iwae_k1000": _nll(v)}, "static", seed=s, replica_key="k")
+        for s, v in ((1, 230.0), (0, 240.0), (2, 250.0))
+    ]
+    pixel = _grouped("pix", "pixelcnn", {"nll_exact": _nll(235.0)}, "static")
+    likelihood = _verdicts(*seeds, pixel)["a VAE lets you evaluate log-likelihood"]
+    assert "vae-0" in likelihood.evidence  # the lowest seed, not the best of three
+    (row,) = seed_spread([*seeds, pixel])
+    assert row.runs == ("vae-0", "vae-1", "vae-2") and row.metric == "nll_iwae_k1000"
+    assert (row.mean, row.sd, row.low, row.high) == (240.0, pytest.approx(10.0), 230.0, 250.0)

@@ -23,7 +23,13 @@ from genlab import noise
 from genlab.config import EvalConfig
 from genlab.devices import synchronize
 from genlab.evaluation.feature_net import FeatureNet, load_or_train_feature_net
-from genlab.models.base import DataInfo, GenerativeModel, SupportsSample, device_of
+from genlab.models.base import (
+    DataInfo,
+    GenerativeModel,
+    SupportsSample,
+    SupportsSampleMeans,
+    device_of,
+)
 from genlab.resources import require_fits
 
 SAMPLE_BATCH = 500  # images per call to model.sample when drawing the evaluation samples
@@ -113,11 +119,15 @@ class EvalContext:
             ),
         )
 
-    def samples(self) -> tuple[torch.Tensor, float]:
-        """(num_samples model samples (n, C, H, W) on the device, seconds spent drawing them)."""
+    def samples(self, source: str = "samples") -> tuple[torch.Tensor, float]:
+        """(num_samples images (n, C, H, W) on the device, seconds spent drawing them).
+        ``source`` "samples": the model's samples as it defines them; "means": its mean images
+        E[x|z] (:class:`SupportsSampleMeans`), drawn from the same noise."""
 
         def draw() -> tuple[torch.Tensor, float]:
-            model = cast(SupportsSample, self.model)  # only metrics for samplers ask for samples
+            # only metrics for samplers ask for samples
+            model = cast(SupportsSample | SupportsSampleMeans, self.model)
+            drawer = model.sample if source == "samples" else model.sample_means  # type: ignore[union-attr]
             generator, n, chunks = self.generator(), self.num_samples, []
             require_fits(
                 8 * n * self.info.num_dims,  # the samples as float32, and their binarised copy
@@ -127,17 +137,18 @@ class EvalContext:
             start = time.perf_counter()
             sizes = [min(SAMPLE_BATCH, n - s) for s in range(0, n, SAMPLE_BATCH)]
             with torch.no_grad():
-                for size in self.bar(sizes, "samples", len(sizes)):
-                    chunks.append(model.sample(size, generator=generator))
+                for size in self.bar(sizes, source, len(sizes)):
+                    chunks.append(drawer(size, generator=generator))
             samples = torch.cat(chunks).clamp_(0, 1)
             synchronize(self.device)
             return samples, time.perf_counter() - start
 
-        return self.memo("samples", draw)
+        return self.memo(source, draw)
 
-    def sample_features(self) -> torch.Tensor:
+    def sample_features(self, source: str = "samples") -> torch.Tensor:
         return self.memo(
-            "sample_features", lambda: self.feature_net()[0].features_of(self.samples()[0])
+            f"{source}_features",
+            lambda: self.feature_net()[0].features_of(self.samples(source)[0]),
         )
 
     def real_features(self) -> torch.Tensor:

@@ -10,6 +10,7 @@ Names carry the feature network, the neighbourhood size and the number of sample
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,24 +27,44 @@ from genlab.evaluation.sample_quality import (
     precision_recall,
 )
 from genlab.evaluation.sharpness import relative_sharpness
-from genlab.models.base import SupportsSample
+from genlab.models.base import SupportsSample, SupportsSampleMeans
+
+
+def source_not_applicable(source: str, ctx: EvalContext) -> str | None:
+    """Why the model has no images of this source ("samples" or "means"), or None."""
+    if source == "means":
+        if not isinstance(ctx.model, SupportsSampleMeans):
+            return f"the {ctx.model.family} family has no mean images E[x|z] apart from samples"
+    elif not isinstance(ctx.model, SupportsSample):
+        return f"the {ctx.model.family} family cannot sample"
+    return None
+
+
+def source_suffix(source: str) -> str:
+    """The metric-name suffix of an image source: none for samples, ``_means`` for means."""
+    return "" if source == "samples" else f"_{source}"
 
 
 class SampleMetric(Metric):
-    """A metric of ``(real features, fake features) -> value``; subclasses set the rest."""
+    """A metric of ``(real features, fake features) -> value``; subclasses set the rest.
+    ``source`` says which images are scored: the model's samples, or its mean images
+    (a VAE's decoder means; the name then ends in ``_means``)."""
 
     prefix: str = ""
     unit: str = ""
+    source: str = "samples"
 
     def format(self, entry: dict[str, Any]) -> str:
         return f"{entry['value']:.3f} (floor {entry['floor']:.3f})"
 
     def name(self, ctx: EvalContext) -> str:
-        return f"{self.prefix}_{FEATURE_NET_NAME}_{count_label(ctx.num_samples)}"
+        label = count_label(ctx.num_samples)
+        return f"{self.prefix}_{FEATURE_NET_NAME}_{label}{source_suffix(self.source)}"
 
     def not_applicable(self, ctx: EvalContext) -> str | None:
-        if not isinstance(ctx.model, SupportsSample):
-            return f"the {ctx.model.family} family cannot sample"
+        reason = source_not_applicable(self.source, ctx)
+        if reason is not None:
+            return reason
         if not ctx.has_labels():
             return "the data have no labels to train the feature network on"
         if min(ctx.images.shape[0], ctx.num_samples) < 2:
@@ -58,14 +79,15 @@ class SampleMetric(Metric):
         raise NotImplementedError
 
     def compute(self, ctx: EvalContext) -> MetricResult:
-        real, fake = ctx.real_features(), ctx.sample_features()
-        measured = self.measure(real, fake, ctx, "samples")
+        real, fake = ctx.real_features(), ctx.sample_features(self.source)
+        measured = self.measure(real, fake, ctx, self.source)
         floor = self.measure(real, ctx.floor_features(), ctx, "floor")
         _, net = ctx.feature_net()
         details = {k: v for k, v in measured.items() if k != "value"}
         details.update(
             {
                 "floor": floor["value"],
+                "source": self.source,
                 "floor_protocol": "real training images against the evaluation images",
                 "samples": int(fake.shape[0]),
                 "real_images": int(real.shape[0]),
@@ -125,7 +147,10 @@ class NeighbourhoodMetric(SampleMetric):
         return ctx.cfg.pr_k if self.pair == "pr" else ctx.cfg.dc_k
 
     def name(self, ctx: EvalContext) -> str:
-        return f"{self.prefix}_{FEATURE_NET_NAME}_k{self.k(ctx)}_{count_label(ctx.num_samples)}"
+        label = count_label(ctx.num_samples)
+        return (
+            f"{self.prefix}_{FEATURE_NET_NAME}_k{self.k(ctx)}_{label}{source_suffix(self.source)}"
+        )
 
     def measure(self, real, fake, ctx, against):  # noqa: ANN001, ANN201
         k = self.k(ctx)
@@ -147,22 +172,24 @@ class Sharpness(Metric):
         "below 1 blurrier, above 1 sharper or noisier)"
     )
     direction = "higher"
+    source: str = "samples"
 
     def name(self, ctx: EvalContext) -> str:
-        return f"sharpness_lap_{count_label(ctx.num_samples)}"
+        return f"sharpness_lap_{count_label(ctx.num_samples)}{source_suffix(self.source)}"
 
     def format(self, entry: dict[str, Any]) -> str:
         return f"{entry['value']:.3f} ± {entry['stderr']:.3f} (real vs real {entry['floor']:.3f})"
 
     def not_applicable(self, ctx: EvalContext) -> str | None:
-        if not isinstance(ctx.model, SupportsSample):
-            return f"the {ctx.model.family} family cannot sample"
+        reason = source_not_applicable(self.source, ctx)
+        if reason is not None:
+            return reason
         if min(ctx.images.shape[0], ctx.num_samples) < 2 or min(ctx.images.shape[-2:]) < 3:
             return "needs at least two evaluation images of at least 3x3 pixels"
         return None
 
     def compute(self, ctx: EvalContext) -> MetricResult:
-        samples, _ = ctx.samples()
+        samples, _ = ctx.samples(self.source)
         real = ctx.images[: ctx.num_samples]
         value, stderr = relative_sharpness(samples, real)
         train = ctx.data.tensor("train") if ctx.data is not None else None
@@ -177,18 +204,33 @@ class Sharpness(Metric):
             "floor_stderr": floor_se,
             "floor_protocol": "the first training images against the evaluation images",
             "samples": int(samples.shape[0]),
+            "source": self.source,
             "protocol": "mean squared 3x3 Laplacian over interior pixels, samples / real",
         }
         return MetricResult(self.name(ctx), value, "", details)
 
 
-METRICS.register("fd")(FrechetDistance())
-METRICS.register("sharpness")(Sharpness())
-METRICS.register("kid")(KernelDistance())
+MEANS_TOO = ("fd", "kid", "precision", "recall", "sharpness")  # also scored on mean images
+
+
+def _register(name: str, metric: Metric) -> None:
+    """Register ``metric``, and after it its ``<name>_means`` twin for the metrics that are
+    also computed on mean images (a VAE's decoder means, labelled apart from its samples)."""
+    METRICS.register(name)(metric)
+    if name in MEANS_TOO:
+        twin = copy.copy(metric)
+        twin.source = "means"  # type: ignore[attr-defined]
+        twin.description = f"{metric.description}; on the mean images E[x|z], not samples"
+        METRICS.register(f"{name}_means")(twin)
+
+
+_register("fd", FrechetDistance())
+_register("sharpness", Sharpness())
+_register("kid", KernelDistance())
 for _name, _pair, _position, _text in (
     ("precision", "pr", 0, "fraction of samples inside the real k-NN manifold"),
     ("recall", "pr", 1, "fraction of real images inside the samples' k-NN manifold"),
     ("density", "dc", 0, "samples per real k-NN ball, divided by k (1 when alike)"),
     ("coverage", "dc", 1, "fraction of real k-NN balls holding at least one sample"),
 ):
-    METRICS.register(_name)(NeighbourhoodMetric(_text, _name, _pair, _position))
+    _register(_name, NeighbourhoodMetric(_text, _name, _pair, _position))

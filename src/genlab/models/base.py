@@ -159,6 +159,16 @@ class SupportsSample(Protocol):
 
 
 @runtime_checkable
+class SupportsSampleMeans(Protocol):
+    """``sample_means`` returns n mean images E[x|z] of an observation model (a VAE's decoder
+    means), which differ from its samples x ~ p(x|z) by the pixel-level noise."""
+
+    def sample_means(
+        self, n: int, *, generator: torch.Generator | None = None, progress: bool = False
+    ) -> torch.Tensor: ...
+
+
+@runtime_checkable
 class SupportsMarkovChain(Protocol):
     """A Markov chain on images: ``chain_start`` draws n starting images from noise,
     ``chain_step`` takes one transition (a Gibbs sweep; corrupt-then-sample for a denoising

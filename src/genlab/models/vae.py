@@ -138,10 +138,23 @@ class VAE(GenerativeModel):
     def sample(
         self, n: int, *, generator: torch.Generator | None = None, progress: bool = False
     ) -> torch.Tensor:
-        """n images: z ~ N(0, I), shown as the mean of p(x|z) (the usual VAE sample grid)."""
+        """n images as the model defines them: z ~ N(0, I), then x ~ p(x|z) (binary pixels
+        under a Bernoulli likelihood, 8-bit levels under the 8-bit ones)."""
+        params = self.decoder(self._prior_draw(n, generator))
+        return self.likelihood.sample(params, generator)
+
+    def sample_means(
+        self, n: int, *, generator: torch.Generator | None = None, progress: bool = False
+    ) -> torch.Tensor:
+        """n decoder means, z ~ N(0, I): the grey images papers usually show as VAE samples;
+        E[x|z] under the Bernoulli and categorical likelihoods, the location (median) under the
+        discretised logistic. With the same generator state, the same z as :meth:`sample`."""
+        return self.decode(self._prior_draw(n, generator))
+
+    def _prior_draw(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         ref = next(self.parameters())
         z = noise.normal((n, self.config.latent_dim), generator, ref.dtype)
-        return self.decode(z.to(ref.device))
+        return z.to(ref.device)
 
     # -- objectives ---------------------------------------------------------------------
     def elbo_terms(

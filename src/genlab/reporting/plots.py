@@ -1,4 +1,5 @@
-"""Figures of the comparison report: training curves and 2-D views of latent spaces.
+"""Figures of the comparison report: training curves, quality (validation loss, sample FD)
+against compute, and 2-D views of latent spaces.
 
 Figures are drawn with matplotlib's object API on an Agg canvas, so nothing touches pyplot's
 global state or needs a display.
@@ -68,6 +69,38 @@ def quality_vs_compute(
     """Validation loss of every run on shared axes, against training seconds and against
     images seen: ``curves`` maps a run name to (seconds, images, loss) points (a run that
     validated once is one dot). None when no run has a point."""
+    return _against_compute(
+        curves,
+        path,
+        "validation loss (nats per image)",
+        "quality vs compute (lower is better; a VAE's curve is its -ELBO)",
+    )
+
+
+def sample_quality_vs_compute(
+    curves: dict[str, list[tuple[float, float, float]]], path: Path
+) -> Path | None:
+    """The Fréchet distance of every run's samples measured during training, on a log axis,
+    against training seconds and images seen: ``curves`` maps a run name to (seconds, images,
+    FD) points. None when no run has a point."""
+    return _against_compute(
+        curves,
+        path,
+        "FD of samples (feature network)",
+        "sample quality vs compute (lower is better)",
+        log=True,
+    )
+
+
+def _against_compute(
+    curves: dict[str, list[tuple[float, float, float]]],
+    path: Path,
+    ylabel: str,
+    title: str,
+    *,
+    log: bool = False,
+) -> Path | None:
+    """Two panels with a shared y-axis: ``(_, _, y)`` against seconds, then against images."""
     curves = {name: points for name, points in curves.items() if points}
     if not curves:
         return None
@@ -78,11 +111,13 @@ def quality_vs_compute(
             xs = [p[column] for p in points]
             axes.plot(xs, [p[2] for p in points], marker="o", markersize=3, label=name)
         axes.set_xlabel(label)
-        axes.set_ylabel("validation loss (nats per image)")
+        axes.set_ylabel(ylabel)
+        if log:
+            axes.set_yscale("log")
         axes.grid(alpha=0.3)
         if index == 0:
             axes.legend(fontsize=7)
-    figure.suptitle("quality vs compute (lower is better; a VAE's curve is its -ELBO)", fontsize=9)
+    figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     return _save(figure, path)
 

@@ -8,20 +8,25 @@ Reporting reads results and renders them; it never trains, evaluates or samples 
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from genlab.errors import ConfigError, RunError
+from genlab.evaluation.feature_net import FEATURE_NET_NAME
 from genlab.evaluation.metrics import METRICS
 from genlab.models import MODELS
 from genlab.reporting.claims import CurvePoint, RunSummary, Verdict, check_claims
-from genlab.reporting.plots import quality_vs_compute, training_curves
+from genlab.reporting.plots import quality_vs_compute, sample_quality_vs_compute, training_curves
+from genlab.reporting.spread import SpreadRow, seed_spread
 from genlab.runs import RunDir
+from genlab.runs.sample_curve import FD_PREFIX
 
 IMAGE_KINDS = (
-    ("samples", "Samples (seed 0)"),
+    ("samples", "Samples (seed 0), as the model defines them: a VAE's are x ~ p(x|z)"),
+    ("means", "Mean images E[x|z] (a VAE's decoder means; seed 0, the same z as its samples)"),
     ("reconstructions", "Reconstructions (test images above, reconstructions below)"),
     ("interpolations", "Interpolations (in the latent space)"),
     ("latent", "Latent space (2-D view, coloured by label)"),
@@ -45,6 +50,9 @@ class Report:
     curves: str | None
     out: Path
     compute: str | None = None  # the quality-vs-compute figure (likelihood families)
+    sample_compute: str | None = None  # FD against compute (runs trained with train.fd_every)
+    sample_protocol: str = ""  # the one-line caption of sample_compute: how FD was measured
+    spread: list[SpreadRow] = field(default_factory=list)  # replicas' spread over seeds
 
 
 def summarise(run: RunDir) -> RunSummary:
@@ -72,6 +80,7 @@ def summarise(run: RunDir) -> RunSummary:
     data = results.get("data", {})
     key = f"{data.get('name')} / {data.get('binarize')} / {data.get('fingerprint')}"
     finetune_path = run.path / "finetune.json"
+    records = run.read_metrics()
     return RunSummary(
         name=run.path.name,
         family=family,
@@ -80,27 +89,92 @@ def summarise(run: RunDir) -> RunSummary:
         metrics=metrics,
         not_applicable=not_applicable,
         finetune=run.read_json(finetune_path) if finetune_path.exists() else None,
-        curve=validation_curve(run.read_metrics()),
+        curve=validation_curve(records),
+        sample_curve=sample_curve(records),
+        binarize=str(data.get("binarize") or "").split(" ")[0],  # "static (binarize_seed 0)"
+        **replica(run.read_json(run.config_path)),
     )
 
 
-def validation_curve(records: list[dict[str, Any]]) -> tuple[CurvePoint, ...]:
-    """(training seconds so far, images seen so far, validation loss) after each epoch, from a
-    run's metrics.jsonl; empty when it logged no one-phase validation loss."""
+BUDGET_KEYS = ("seed", "max_seconds", "max_steps")  # what may differ between replicas
+
+
+def replica(config: Any) -> dict[str, Any]:
+    """``seed`` and ``replica_key`` (the config without seed and budget) of a run's config."""
+    train = config.get("train") if isinstance(config, dict) else None
+    if not isinstance(train, dict):
+        return {}
+    seed = train.get("seed", 0)
+    rest = {**config, "train": {k: v for k, v in train.items() if k not in BUDGET_KEYS}}
+    return {
+        "seed": seed if isinstance(seed, int) else 0,
+        "replica_key": json.dumps(rest, sort_keys=True, default=str),
+    }
+
+
+def epoch_curve(records: list[dict[str, Any]], key: str) -> tuple[CurvePoint, ...]:
+    """(training seconds so far, images seen so far, ``record[key]``) after each epoch whose
+    record holds a finite ``key``, from a run's metrics.jsonl. Seconds and images add up over
+    every epoch record, with ``key`` or without: an epoch record's ``seconds`` time its
+    training batches only (validation and callbacks, such as the FD measurement, come after),
+    so the x-axes are training compute. Records with unreadable times are left out."""
     points: list[CurvePoint] = []
     seconds = images = 0.0
     for record in records:
         if record.get("kind") != "epoch":
             continue
         try:
-            took, rate, loss = (float(record[k]) for k in ("seconds", "images_per_s", "val/loss"))
+            took, rate = float(record["seconds"]), float(record["images_per_s"])
         except (KeyError, TypeError, ValueError):
             continue
-        if not all(math.isfinite(v) and v >= 0 for v in (took, rate)) or not math.isfinite(loss):
+        if not all(math.isfinite(v) and v >= 0 for v in (took, rate)):
             continue
         seconds, images = seconds + took, images + took * rate
-        points.append(CurvePoint(seconds, images, loss))
+        try:
+            value = float(record[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            points.append(CurvePoint(seconds, images, value))
     return tuple(points)
+
+
+def validation_curve(records: list[dict[str, Any]]) -> tuple[CurvePoint, ...]:
+    """(training seconds so far, images seen so far, validation loss) after each epoch, from a
+    run's metrics.jsonl; empty when it logged no one-phase validation loss."""
+    return epoch_curve(records, "val/loss")
+
+
+def sample_curve_key(records: list[dict[str, Any]]) -> str | None:
+    """The record key of a run's sample-quality curve (``test/fd_cnn_<n>``), or None."""
+    for record in records:
+        if record.get("kind") == "epoch":
+            for key in record:
+                if key.startswith(FD_PREFIX):
+                    return key
+    return None
+
+
+def sample_curve(records: list[dict[str, Any]]) -> tuple[CurvePoint, ...]:
+    """(training seconds so far, images seen so far, FD) at each epoch the FD was measured
+    (``train.fd_every``); empty when it never was."""
+    key = sample_curve_key(records)
+    return epoch_curve(records, key) if key is not None else ()
+
+
+def sample_protocol(keys: dict[str, str]) -> str:
+    """The caption of the FD-vs-compute figure; ``keys`` maps run names to their curve keys."""
+    counts = {name: key.removeprefix(FD_PREFIX) for name, key in keys.items()}
+    n = (
+        next(iter(counts.values()))
+        if len(set(counts.values())) == 1
+        else ", ".join(f"{count} ({name})" for name, count in counts.items())
+    )
+    return (
+        f"Fréchet distance in the feature network's ({FEATURE_NET_NAME}) space between N = {n} "
+        "model samples and the first N test images, measured at epoch ends (train.fd_every); "
+        "x: training seconds and images seen so far, measurement time excluded."
+    )
 
 
 def metric_order(entries: list[RunEntry]) -> list[str]:
@@ -127,15 +201,21 @@ def build_report(
         RunEntry(run, summarise(run), run.read_json(run.config_path), images.get(run.path.name, {}))
         for run in runs
     ]
-    curves = training_curves(
-        {e.run.path.name: e.run.read_metrics() for e in entries}, out / "images" / "curves.png"
-    )
+    records = {e.run.path.name: e.run.read_metrics() for e in entries}
+    curves = training_curves(records, out / "images" / "curves.png")
     likelihood = {
         e.run.path.name: [(p.seconds, p.images, p.val_loss) for p in e.summary.curve]
         for e in entries
         if e.summary.traits.density in ("exact", "bound")
     }
     compute = quality_vs_compute(likelihood, out / "images" / "compute.png")
+    fd_curves = {
+        e.run.path.name: [(p.seconds, p.images, p.val_loss) for p in e.summary.sample_curve]
+        for e in entries
+        if e.summary.sample_curve
+    }
+    keys = {name: sample_curve_key(records[name]) or "" for name in fd_curves}
+    sample_compute = sample_quality_vs_compute(fd_curves, out / "images" / "sample-compute.png")
     return Report(
         entries,
         metric_order(entries),
@@ -143,4 +223,7 @@ def build_report(
         "images/curves.png" if curves else None,
         out,
         "images/compute.png" if compute else None,
+        "images/sample-compute.png" if sample_compute else None,
+        sample_protocol(keys) if sample_compute else "",
+        seed_spread([e.summary for e in entries]),
     )

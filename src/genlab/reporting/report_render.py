@@ -54,10 +54,24 @@ def _describe(entry: Any) -> str:
     data = entry.config.get("data", {})
     detail = ", ".join(
         f"{k}={model[k]}"
-        for k in ("architecture", "encoder", "latent_dim", "code_dim", "loss", "channels")
+        for k in (
+            "architecture",
+            "encoder",
+            "likelihood",
+            "latent_dim",
+            "code_dim",
+            "loss",
+            "channels",
+        )
         if k in model and not (k == "channels" and model.get("encoder") in ("mlp", "linear"))
     )
     return f"{model.get('name')} ({detail}) on {data.get('name')}, binarize={data.get('binarize')}"
+
+
+SPREAD_NOTE = (
+    "Runs that differ only in train.seed: each metric's mean, standard deviation over seeds "
+    "and range. The claims use the lowest seed's run."
+)
 
 
 def render_markdown(report: Report) -> str:
@@ -72,18 +86,33 @@ def render_markdown(report: Report) -> str:
         "",
         "## Claims",
         "",
-        "| claim | measured by | verdict | evidence |",
-        "|---|---|---|---|",
+        "| claim | measured by | data | verdict | evidence |",
+        "|---|---|---|---|---|",
     ]
     for v in report.claims:
-        lines.append(f"| {v.claim} | {v.measure} | **{v.verdict}** | {v.evidence} |")
+        lines.append(
+            f"| {v.claim} | {v.measure} | {v.protocol or '—'} | **{v.verdict}** | {v.evidence} |"
+        )
+    if report.spread:
+        lines += ["", "## Spread over seeds", "", SPREAD_NOTE, ""]
+        lines += ["| runs | metric | mean | sd | range |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {', '.join(r.runs)} | {r.metric} | {r.mean:.4g} | {r.sd:.2g} | "
+            f"{r.low:.4g} – {r.high:.4g} |"
+            for r in report.spread
+        ]
     for kind, title in IMAGE_KINDS:
         shown = [(e.run.path.name, e.images[kind]) for e in report.entries if kind in e.images]
         if shown:
             lines += ["", f"## {title}", ""]
             lines += [f"**{name}**\n\n![{name} {kind}]({path})\n" for name, path in shown]
+    if report.compute or report.sample_compute:
+        lines += ["", "## Quality vs compute"]
     if report.compute:
-        lines += ["", "## Quality vs compute", "", f"![quality vs compute]({report.compute})"]
+        lines += ["", f"![quality vs compute]({report.compute})"]
+    if report.sample_compute:
+        lines += ["", f"![sample quality vs compute]({report.sample_compute})", ""]
+        lines.append(f"*{report.sample_protocol}*")
     if report.curves:
         lines += ["", "## Training curves", "", f"![training curves]({report.curves})"]
     return "\n".join(lines) + "\n"
@@ -124,14 +153,25 @@ def render_html(report: Report) -> str:
                 parts.append(f"<td class='na' title='{esc(reason)}'>{esc(text)}</td>")
         parts.append("</tr>")
     parts.append("</table><h2>Claims</h2><table id='claims'>")
-    parts.append("<tr><th>claim</th><th>measured by</th><th>verdict</th><th>evidence</th></tr>")
+    parts.append(
+        "<tr><th>claim</th><th>measured by</th><th>data</th><th>verdict</th><th>evidence</th></tr>"
+    )
     for v in report.claims:
         css = v.verdict.replace(" ", "-")
         parts.append(
-            f"<tr><td>{esc(v.claim)}</td><td>{esc(v.measure)}</td>"
+            f"<tr><td>{esc(v.claim)}</td><td>{esc(v.measure)}</td><td>{esc(v.protocol or '—')}</td>"
             f"<td class='{css}'><b>{esc(v.verdict)}</b></td><td>{esc(v.evidence)}</td></tr>"
         )
     parts.append("</table>")
+    if report.spread:
+        parts.append(f"<h2>Spread over seeds</h2><p>{esc(SPREAD_NOTE)}</p><table id='spread'>")
+        parts.append("<tr><th>runs</th><th>metric</th><th>mean</th><th>sd</th><th>range</th></tr>")
+        parts += [
+            f"<tr><td>{esc(', '.join(r.runs))}</td><td>{esc(r.metric)}</td><td>{r.mean:.4g}</td>"
+            f"<td>{r.sd:.2g}</td><td>{r.low:.4g} – {r.high:.4g}</td></tr>"
+            for r in report.spread
+        ]
+        parts.append("</table>")
     for kind, title in IMAGE_KINDS:
         shown = [(e.run.path.name, e.images[kind]) for e in report.entries if kind in e.images]
         if shown:
@@ -142,9 +182,14 @@ def render_html(report: Report) -> str:
                 for n, p in shown
             ]
             parts.append("</div>")
+    if report.compute or report.sample_compute:
+        parts.append("<h2>Quality vs compute</h2>")
     if report.compute:
+        parts.append(f"<img src='{esc(report.compute)}' alt='quality vs compute'>")
+    if report.sample_compute:
         parts.append(
-            f"<h2>Quality vs compute</h2><img src='{esc(report.compute)}' alt='quality vs compute'>"
+            f"<figure><img src='{esc(report.sample_compute)}' alt='sample quality vs compute'>"
+            f"<figcaption>{esc(report.sample_protocol)}</figcaption></figure>"
         )
     if report.curves:
         parts.append(f"<h2>Training curves</h2><img src='{esc(report.curves)}' alt='curves'>")

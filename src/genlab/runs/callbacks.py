@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from safetensors.torch import load_file
 
@@ -16,6 +17,7 @@ from genlab.config import RunConfig
 from genlab.models import run_config_to_dict
 from genlab.runs.folder import RunDir
 from genlab.runs.model_io import export_model
+from genlab.runs.sample_curve import SampleCurve
 from genlab.training.callbacks import (
     Checkpointer,
     EarlyStopping,
@@ -87,14 +89,19 @@ def check_loggers(config: RunConfig) -> None:
             require_extra(name)
 
 
-def run_callbacks(run: RunDir, config: RunConfig, *, progress: bool) -> list[Callback]:
+def run_callbacks(
+    run: RunDir, config: RunConfig, *, progress: bool, data: Any = None
+) -> list[Callback]:
     """Every callback a genlab run needs, in order: decisions first (early stopping, sample
-    grids that add to the epoch record), then logs, budgets, the checkpoint that holds all
-    their state, the export, and MLflow last so it uploads the finished folder."""
+    grids and the sample-quality curve that add to the epoch record), then logs, budgets, the
+    checkpoint that holds all their state, the export, and MLflow last so it uploads the
+    finished folder. ``data`` (the run's DataSplits) feeds the sample-quality curve
+    (``train.fd_every``); without it there is none."""
     cfg = config.train
     callbacks: list[Callback] = [
         EarlyStopping(cfg.early_stopping_patience, run.checkpoints / BEST_MODEL),
         SampleGrids(run.samples, cfg.sample_every),
+        SampleCurve(cfg.fd_every, cfg.fd_samples, data, config.eval.seed, progress=progress),
         ProgressBar(progress),
     ]
     if "jsonl" in cfg.loggers:

@@ -1,0 +1,81 @@
+"""How the zoo shares its training time: measured, not guessed.
+
+A short pilot trains each entry for a few steps on this machine and device and turns the
+measured images/s into seconds per epoch. The plan then gives every run its minimum epochs
+(:attr:`ZooEntry.min_epochs`) first, and the time left by entry weight; when the minimums do
+not fit, every run gets the same fraction of its minimum. A run that ends sooner than planned
+(fixed epochs, or :data:`MAX_EPOCHS`) hands its unused time to the runs still to train.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from genlab.zoo.entries import ZooEntry
+
+PILOT_STEPS = 30  # training steps the pilot times per entry
+VALIDATION_COST = 1 / 3  # a validation image costs about a third of a training image (no backward)
+
+
+@dataclass
+class Slot:
+    """One training run of the plan."""
+
+    entry: ZooEntry
+    seed: int
+    epoch_seconds: float  # measured by the pilot
+    seconds: float = 0.0  # the training time limit planned for it
+    seeds_of_entry: int = 1
+
+    @property
+    def label(self) -> str:
+        return self.entry.name + (f" seed {self.seed}" if self.seed else "")
+
+    @property
+    def need(self) -> float:
+        """Seconds for its minimum epochs."""
+        return self.entry.min_epochs * self.epoch_seconds
+
+    @property
+    def weight(self) -> float:
+        """Its part of the spare time; seeds of one entry share the entry's weight."""
+        return self.entry.weight / self.seeds_of_entry
+
+
+def epoch_seconds(images_per_s: float, train: int, val: int) -> float:
+    """Seconds an epoch takes at the pilot's speed, validation included."""
+    if not images_per_s > 0 or not math.isfinite(images_per_s):
+        return math.inf
+    return (train + VALIDATION_COST * val) / images_per_s
+
+
+def allocate(slots: list[Slot], seconds: float) -> None:
+    """Set every slot's ``seconds`` from ``seconds`` of training time in all."""
+    needs = [s.need if math.isfinite(s.need) else seconds for s in slots]  # inf: not timed
+    total_need = sum(needs)
+    if total_need >= seconds:
+        for slot, need in zip(slots, needs, strict=True):
+            slot.seconds = seconds * need / total_need if total_need > 0 else 0.0
+        return
+    spare, weights = seconds - total_need, sum(s.weight for s in slots)
+    for slot, need in zip(slots, needs, strict=True):
+        share = slot.weight / weights if weights > 0 else 1 / len(slots)
+        slot.seconds = need + spare * share
+
+
+def hand_on(unused: float, later: list[Slot]) -> None:
+    """Give time a finished run left unused to the runs still to train, by weight (by need
+    when none of them has a weight)."""
+    if unused <= 0 or not later:
+        return
+    weights = [s.weight for s in later]
+    if sum(weights) <= 0:
+        weights = [max(s.need, 1e-9) for s in later]
+    total = sum(weights)
+    for slot, weight in zip(later, weights, strict=True):
+        slot.seconds += unused * weight / total
+
+
+def planned_epochs(slot: Slot) -> float:
+    return slot.seconds / slot.epoch_seconds if slot.epoch_seconds > 0 else math.inf

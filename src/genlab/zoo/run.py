@@ -1,0 +1,324 @@
+"""``genlab zoo``: one model of each family trained within a time budget, evaluated under the
+protocol of the claims it can decide, and compared in one report.
+
+The budget is wall-clock time: :data:`EVAL_SHARE` of it is kept for evaluation and the report,
+the rest is training time, shared from a measured pilot (:mod:`genlab.zoo.budget`). Evaluation
+is not cut short, so the command can run over the budget; zoo.json records every stage's time.
+
+The zoo's folder is named after its arguments, and zoo.json is rewritten after every stage:
+the same command run again after an interruption picks up where it stopped (a run that was
+training resumes from its checkpoint with the time it had left).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genlab import api
+from genlab.compare import compare
+from genlab.data import load_data
+from genlab.devices import describe, resolve_device
+from genlab.errors import RunError
+from genlab.evaluation.feature_net import load_or_train_feature_net
+from genlab.fileio import atomic_write_json
+from genlab.models import MODELS, run_config_from_dict
+from genlab.runs import RunDir, device_overrides, open_run
+from genlab.training.checkpoint import latest_checkpoint
+from genlab.zoo.budget import PILOT_STEPS, Slot, allocate, epoch_seconds, hand_on
+from genlab.zoo.entries import (
+    BINARIZE,
+    EVAL_SHARE,
+    MAX_EPOCHS,
+    ZooEntry,
+    check_seeds,
+    eval_samples,
+    parse_budget,
+    select,
+)
+
+# how a run that the zoo trained may have ended; anything else is resumed
+ENDED = ("finished", "interrupted (max_seconds)", "interrupted (max_steps)", "diverged")
+
+
+class ZooInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the zoo; its folder holds everything needed to resume."""
+
+
+def zoo_folder(data: str, seconds: float, families: list[str] | None, seeds: int) -> str:
+    """The zoo's folder name: the same arguments, the same folder (so a rerun resumes)."""
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    budget = "".join(f"{v}{u}" for v, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if v)
+    name = f"zoo-{data}-{budget or '0s'}"
+    if families:
+        name += "-" + "+".join(sorted(set(families)))
+    return name + (f"-seeds{seeds}" if seeds > 1 else "")
+
+
+def entry_config(
+    entry: ZooEntry,
+    data: str,
+    data_dir: str | None,
+    device: str | None,
+    root: Path,
+    samples: int,
+    seed: int = 0,
+    **train: Any,
+) -> Any:
+    tree = {
+        "data": {
+            "name": data,
+            "binarize": BINARIZE[entry.protocol],
+            **({"path": data_dir} if data_dir else {}),
+        },
+        "model": {"name": entry.family, **entry.model},
+        "train": {
+            "epochs": MAX_EPOCHS,
+            **entry.train,
+            "seed": seed,
+            **train,
+            **({"device": device} if device is not None else {}),
+        },
+        "eval": {"num_samples": samples, **entry.eval},
+        "runs_dir": str(root),
+    }
+    return run_config_from_dict(tree)
+
+
+class Ledger:
+    """zoo.json: the arguments, the plan, and how far every stage got; saved after each."""
+
+    def __init__(self, path: Path, arguments: dict[str, Any]) -> None:
+        self.path = path
+        self.record: dict[str, Any] = {"arguments": arguments, "stages": {}, "runs": {}}
+        if path.exists():
+            old = RunDir(path.parent).read_json(path)
+            if not isinstance(old, dict) or not isinstance(old.get("runs"), dict):
+                raise RunError(f"{path} is not a zoo record; remove {path.parent} to start over")
+            if old.get("arguments", {}).get("budget_seconds") != arguments["budget_seconds"]:
+                raise RunError(f"{path} was written for other arguments; remove it to start over")
+            self.record = old
+
+    def save(self) -> None:
+        atomic_write_json(self.path, self.record)
+
+    @contextmanager
+    def stage(self, name: str) -> Any:
+        start = time.perf_counter()
+        yield
+        stages = self.record["stages"]
+        stages[name] = stages.get(name, 0.0) + time.perf_counter() - start
+        self.save()
+
+
+def run_zoo(
+    data: str,
+    budget: str,
+    *,
+    runs_dir: str | Path = "runs",
+    families: list[str] | None = None,
+    data_dir: str | None = None,
+    progress: bool = True,
+    device: str | None = None,
+    seeds: int = 1,
+) -> Path:
+    """Train, evaluate and compare; returns the report's index.html. ``device`` is where
+    every run trains and is evaluated (default auto); ``seeds`` trains the cheap families
+    that many times, with train.seed 0, 1, ..."""
+    seconds = parse_budget(budget)
+    seeds = check_seeds(seeds)
+    chosen = resolve_device(device or "auto", "--device")  # a missing device: an error up front
+    entries = select(families, MODELS.names())
+    samples = eval_samples(seconds)
+    root = Path(runs_dir) / zoo_folder(data, seconds, families, seeds)
+    for entry in entries:  # validate every config before anything is written
+        entry_config(entry, data, data_dir, device, root / "runs", samples)
+    ledger = Ledger(
+        root / "zoo.json",
+        {"data": data, "budget_seconds": seconds, "families": families, "seeds": seeds},
+    )
+    record = ledger.record
+    if record.get("status") == "finished" and (root / "report" / "index.html").exists():
+        if progress:
+            print(f"zoo: {root} is complete; remove it to run the zoo again")
+        return root / "report" / "index.html"
+    record.update(
+        {
+            "data": data,
+            "budget_seconds": seconds,
+            "eval_share": EVAL_SHARE,
+            "eval_num_samples": samples,
+            "device": describe(chosen),
+            "threads": torch.get_num_threads(),
+            "status": "training",
+        }
+    )
+    if progress and record["runs"]:
+        print(f"zoo: resuming {root}")
+    slots = _plan(ledger, entries, seeds, data, data_dir, device, root, samples, progress)
+    curved = [e for e in entries if e.train.get("fd_every")]
+    if curved and "feature network" not in record["stages"]:
+        # the FD curves need it: trained (or loaded) here, so no run's time limit pays for it
+        with ledger.stage("feature network"):
+            config = entry_config(curved[0], data, data_dir, device, root, samples)
+            splits = load_data(config.data, progress=progress)
+            if all(getattr(splits, s).labels is not None for s in ("train", "test")):
+                load_or_train_feature_net(splits, device=chosen, progress=progress)
+    runs = [
+        _train(ledger, slots, i, data, data_dir, device, root, samples, progress)
+        for i in range(len(slots))
+    ]
+    record["status"] = "evaluating"
+    ledger.save()
+    opened = []
+    for slot, run in zip(slots, runs, strict=True):
+        state = record["runs"][slot.label]
+        handle = open_run(run, device_overrides(device), progress=progress)
+        if not state.get("evaluated"):
+            with ledger.stage(f"evaluate {slot.label}"):
+                api.evaluate(handle, progress=progress)
+                if slot.entry.finetune:
+                    api.finetune(handle, sizes=(1000,), seeds=(0,), steps=300)
+                state["evaluated"] = True
+        opened.append(handle)
+    with ledger.stage("report"):
+        html = compare(opened, root / "report", progress=progress)
+    record["status"] = "finished"
+    record["total_seconds"] = sum(record["stages"].values())
+    ledger.save()
+    return html
+
+
+def _pilot(config: Any) -> dict[str, float]:
+    """Train a configuration for its few pilot steps and time it."""
+    run = api.train(config, progress=False)
+    info, data = run.info(), run.info().get("data", {})
+    rate = float(info.get("train_images_per_s") or 0.0)
+    return {
+        "images_per_s": rate,
+        "steps": int(info.get("steps", 0)),
+        "epoch_seconds": epoch_seconds(rate, int(data.get("train", 0)), int(data.get("val", 0))),
+    }
+
+
+def _plan(ledger: Ledger, entries, seeds, data, data_dir, device, root, samples, progress):  # noqa: ANN001, ANN202
+    """The slots, from zoo.json when it holds a plan, else from a new pilot."""
+    record = ledger.record
+    by_name = {e.name: e for e in entries}
+    if "plan" in record:
+        slots = []
+        for row in record["plan"]:
+            if row["entry"] not in by_name:
+                raise RunError(f"{ledger.path} plans a zoo entry this genlab lacks: {row['entry']}")
+            slots.append(
+                Slot(by_name[row["entry"]], row["seed"], row["epoch_seconds"], row["seconds"])
+            )
+        return slots
+    pilot_root = root / "pilot"
+    shutil.rmtree(pilot_root, ignore_errors=True)
+    cap = max(2.0, 0.005 * record["budget_seconds"])
+    record["pilot"] = {}
+    for entry in entries:
+        if progress:
+            print(f"zoo: timing {entry.name} ({PILOT_STEPS} steps or {cap:.0f} s)")
+        config = entry_config(
+            entry,
+            data,
+            data_dir,
+            device,
+            pilot_root,
+            samples,
+            max_steps=PILOT_STEPS,
+            max_seconds=cap,
+            progress=False,
+        )
+        with ledger.stage(f"pilot {entry.name}"):
+            record["pilot"][entry.name] = _pilot(config)
+    shutil.rmtree(pilot_root, ignore_errors=True)
+    pilot_seconds = sum(v for k, v in record["stages"].items() if k.startswith("pilot "))
+    training = max(0.0, record["budget_seconds"] * (1 - EVAL_SHARE) - pilot_seconds)
+    slots = [
+        Slot(e, seed, record["pilot"][e.name]["epoch_seconds"], seeds_of_entry=n)
+        for e in entries
+        for n in [seeds if e.cheap else 1]
+        for seed in range(n)
+    ]
+    allocate(slots, training)
+    record["training_seconds"] = training
+    _save_plan(ledger, slots)
+    return slots
+
+
+def _save_plan(ledger: Ledger, slots: list[Slot]) -> None:
+    budget = ledger.record["budget_seconds"]
+    ledger.record["plan"] = [
+        {
+            "label": s.label,
+            "entry": s.entry.name,
+            "family": s.entry.family,
+            "protocol": s.entry.protocol,
+            "seed": s.seed,
+            "epoch_seconds": s.epoch_seconds,
+            "min_epochs": s.entry.min_epochs,
+            "seconds": s.seconds,
+            "share": s.seconds / budget,
+            "planned_epochs": s.seconds / s.epoch_seconds if s.epoch_seconds > 0 else None,
+        }
+        for s in slots
+    ]
+    ledger.save()
+
+
+def _unclaimed(root: Path, record: dict[str, Any]) -> list[Path]:
+    """Run folders under root that no slot has recorded (a run whose start was cut off)."""
+    claimed = {state.get("path") for state in record["runs"].values()}
+    folders = sorted(p for p in root.glob("0*") if p.is_dir()) if root.is_dir() else []
+    return [p for p in folders if str(p) not in claimed]
+
+
+def _train(ledger, slots, index, data, data_dir, device, root, samples, progress) -> RunDir:  # noqa: ANN001
+    """Train slot ``index`` (or resume it, or find it trained); hand on its unused time."""
+    slot, record = slots[index], ledger.record
+    state = record["runs"].setdefault(slot.label, {"used_seconds": 0.0})
+    if state.get("trained"):
+        return RunDir(Path(state["path"]))
+    runs_root = root / "runs"
+    if "path" not in state and state.get("pending") and (stray := _unclaimed(runs_root, record)):
+        state["path"] = str(stray[-1])  # the run this slot had started when it was cut off
+    run = RunDir(Path(state["path"])) if "path" in state else None
+    status = run.info().get("status") if run is not None and run.info_path.exists() else None
+    left = max(1.0, slot.seconds - state["used_seconds"])
+    resumable = run is not None and status not in ENDED and latest_checkpoint(run.checkpoints)
+    with ledger.stage(f"train {slot.label}"):
+        if resumable:
+            assert run is not None
+            if progress:
+                print(f"zoo: resuming {slot.label} for up to {left:.0f} s")
+            api.resume(run, [f"train.max_seconds={left}"], progress=progress)
+        elif run is None or status not in ENDED:
+            if progress:
+                print(f"zoo: training {slot.label} for up to {left:.0f} s")
+            state["pending"] = True
+            ledger.save()
+            config = entry_config(
+                slot.entry, data, data_dir, device, runs_root, samples, slot.seed, max_seconds=left
+            )
+            run = api.train(config, progress=progress)
+            state["path"] = str(run.path)
+    assert run is not None
+    info = run.info()
+    state["used_seconds"] += float(info.get("train_seconds", 0.0))
+    state.update(status=info.get("status"), epochs=info.get("epochs_completed"))
+    if state["status"] not in ENDED:
+        ledger.save()
+        raise ZooInterrupted(f"{slot.label} stopped ({state['status']})")
+    state.update(trained=True, pending=False)
+    hand_on(slot.seconds - state["used_seconds"], slots[index + 1 :])
+    _save_plan(ledger, slots)
+    return run

@@ -1,0 +1,104 @@
+"""The zoo's budget (minimum epochs first, then weights; unused time handed on), its folder
+named after its arguments, and a rerun that resumes an interrupted zoo."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from genlab import api
+from genlab.cli import main
+from genlab.errors import ConfigError
+from genlab.zoo import ZOO, Slot, ZooEntry, allocate, hand_on, select, zoo_folder
+
+
+def _entry(name: str, weight: float, min_epochs: int) -> ZooEntry:
+    return ZooEntry(name, "vae", "binarised", weight, min_epochs, {})
+
+
+def test_minimum_epochs_first_then_the_rest_by_weight():
+    a, b = Slot(_entry("a", 1.0, 2), 0, 10.0), Slot(_entry("b", 3.0, 1), 0, 30.0)
+    allocate([a, b], 150.0)  # needs 20 + 30; the spare 100 goes 1:3
+    assert (a.seconds, b.seconds) == (pytest.approx(45.0), pytest.approx(105.0))
+    allocate([a, b], 25.0)  # the minimums do not fit: each gets half of its minimum
+    assert (a.seconds, b.seconds) == (pytest.approx(10.0), pytest.approx(15.0))
+    assert a.seconds / a.need == pytest.approx(b.seconds / b.need)
+
+
+def test_seeds_share_their_entry_weight_and_unused_time_goes_to_later_runs():
+    entry = _entry("v", 2.0, 1)
+    seeds = [Slot(entry, s, 1.0, seeds_of_entry=2) for s in range(2)]
+    other = Slot(_entry("o", 2.0, 1), 0, 1.0)
+    allocate([*seeds, other], 43.0)  # needs 3; spare 40 by weights 1, 1, 2
+    assert [s.seconds for s in (*seeds, other)] == pytest.approx([11.0, 11.0, 21.0])
+    hand_on(9.0, [seeds[1], other])
+    assert (seeds[1].seconds, other.seconds) == (pytest.approx(14.0), pytest.approx(27.0))
+    zero = [Slot(_entry("z", 0.0, 2), 0, 3.0), Slot(_entry("y", 0.0, 1), 0, 6.0)]
+    hand_on(4.0, zero)  # no weights: by need (6 and 6)
+    assert [s.seconds for s in zero] == pytest.approx([2.0, 2.0])
+
+
+def test_every_entry_has_a_protocol_and_families_select_all_of_theirs():
+    assert {e.protocol for e in ZOO} == {"binarised", "grey levels"}
+    names = [e.name for e in select(["vae", "gan"], ["vae", "gan", "ae"])]
+    assert names == ["vae", "gan-grey", "vae-grey"]
+    with pytest.raises(ConfigError, match="valid:"):
+        select(["flow"], ["vae"])
+
+
+def test_the_folder_is_named_after_the_arguments():
+    assert zoo_folder("fashion-mnist", 1800.0, None, 1) == "zoo-fashion-mnist-30m"
+    assert zoo_folder("digits", 5430.0, ["vae", "ae"], 3) == "zoo-digits-1h30m30s-ae+vae-seeds3"
+
+
+@pytest.mark.parametrize("seeds", ["0", "11"])
+def test_bad_seed_count_is_a_one_line_error(tmp_path, capsys, seeds):
+    args = ["zoo", "--data", "digits", "--seeds", seeds, "--runs-dir", str(tmp_path / "r")]
+    assert main(args) == 2
+    assert "--seeds must be between 1 and 10" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def _zoo(root, *extra):
+    args = ["zoo", "--data", "digits", "--budget", "12s", "--families", "vae"]
+    return main([*args, "--runs-dir", str(root), "--no-progress", *extra])
+
+
+def test_an_interrupted_zoo_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
+    real_train = api.train
+
+    def train_then_stop(config, *, progress=None):  # the first run stops as Ctrl-C stops it
+        if config.data.binarize != "static" or config.train.max_steps is not None:
+            return real_train(config, progress=progress)  # the pilot, or another run
+        short = dataclasses.replace(config, train=dataclasses.replace(config.train, max_steps=30))
+        run = real_train(short, progress=progress)
+        run.update_info(status="interrupted (sigint)")
+        return run
+
+    monkeypatch.setattr(api, "train", train_then_stop)
+    assert _zoo(tmp_path) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
+    (zoo,) = tmp_path.iterdir()
+    assert zoo.name == "zoo-digits-12s-vae"
+    record = json.loads((zoo / "zoo.json").read_text())
+    (run,) = (zoo / "runs").glob("0*")
+    assert json.loads((run / "run.json").read_text())["steps"] == 30
+    assert record["runs"]["vae"]["path"] == str(run) and not record["runs"]["vae"].get("trained")
+    assert "vae-grey" not in record["runs"] and "report" not in record["stages"]
+
+    monkeypatch.setattr(api, "train", real_train)
+    assert _zoo(tmp_path) == 0
+    runs = sorted((zoo / "runs").glob("0*"))
+    assert len(runs) == 2 and runs[0] == run  # the first run resumed, not trained anew
+    info = json.loads((run / "run.json").read_text())
+    assert info["steps"] > 30 and info["status"] in ("finished", "interrupted (max_seconds)")
+    record = json.loads((zoo / "zoo.json").read_text())
+    assert record["status"] == "finished" and (zoo / "report" / "index.html").exists()
+    assert record["pilot"]["vae"]["images_per_s"] > 0  # the plan was kept, not re-measured
+    assert set(record["runs"]) == {"vae", "vae-grey"}
+
+    capsys.readouterr()
+    assert _zoo(tmp_path) == 0  # a finished zoo: nothing trained again
+    assert sorted((zoo / "runs").glob("0*")) == runs
