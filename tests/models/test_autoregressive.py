@@ -6,11 +6,12 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from genlab.errors import ConfigError
 from genlab.models import DataInfo, build_model
 from genlab.models.ar_sampling import AutoregressiveModel, sample_autoregressive
-from genlab.models.masked import to_input
+from genlab.models.masked import MaskedConv2d, to_input
 
 FAMILIES = ["pixelcnn", "gated_pixelcnn", "pixelrnn", "pixelrnn-diagonal"]
 SMALL = {"channels": 12, "head_hidden": 12}  # four features per colour for RGB
@@ -202,3 +203,31 @@ def test_diagonal_bilstm_sees_the_whole_context_row_lstm_a_triangle():
         row = tiny("pixelrnn", (1, 7, 7), 2, layers=1, first_kernel=3)
         dep = dependence(row, (1, 7, 7), 0, i, j)[0]
         assert len([(r, c) for r, c in window(i, j, 7, 7) if dep[r, c] == 0]) > 1
+
+
+@pytest.mark.parametrize(
+    "kernel, centre, mask_type, channels, data_channels",
+    [
+        ((3, 3), None, "B", 6, 1),
+        ((7, 7), None, "A", 1, 1),
+        ((7, 7), None, "A", 3, 3),
+        ((1, 7), (0, 3), "A", 4, 1),
+        ((1, 3), (0, 1), "B", 4, 1),
+        ((2, 3), (1, 1), "B", 6, 3),
+    ],
+)
+def test_a_masked_convolution_computes_only_its_open_taps(
+    kernel, centre, mask_type, channels, data_channels
+):
+    """The layer cuts its kernel to the rows and columns the mask keeps open; the result is
+    the full masked convolution of the zero-padded input, and the cut kernel is smaller."""
+    torch.manual_seed(0)
+    layer = MaskedConv2d(channels, 2 * channels, kernel, mask_type, data_channels, centre=centre)
+    x = torch.randn(3, channels, 9, 11)
+    full = F.conv2d(F.pad(x, layer.padding), layer.weight * layer.mask, layer.bias)
+    torch.testing.assert_close(layer(x), full, rtol=1e-5, atol=1e-5)
+    r0, r1, c0, c1 = layer.window
+    assert layer.mask[:, :, :r0].sum() == layer.mask[:, :, r1:].sum() == 0
+    assert layer.mask[..., :c0].sum() == layer.mask[..., c1:].sum() == 0
+    if kernel[0] > 1 and centre is None:  # rows below the centre are closed: not computed
+        assert r1 - r0 == kernel[0] // 2 + 1

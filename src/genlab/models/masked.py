@@ -48,6 +48,16 @@ def gate_groups(n: int, data_channels: int, chunks: int) -> torch.Tensor:
     return channel_groups(n, data_channels).repeat(chunks)
 
 
+def _live_window(mask: torch.Tensor) -> tuple[int, int, int, int]:
+    """(first row, last row + 1, first column, last column + 1) of the kernel taps that any
+    output of ``mask`` (out, in, kh, kw) keeps open."""
+    live = mask.detach().abs().sum(dim=(0, 1)) > 0  # (kh, kw)
+    rows, cols = live.any(1).nonzero().flatten(), live.any(0).nonzero().flatten()
+    if rows.numel() == 0:  # nothing open: keep the centre row and column
+        return (0, mask.shape[2], 0, mask.shape[3])
+    return (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+
+
 def build_mask(
     out_groups: torch.Tensor,
     in_groups: torch.Tensor,
@@ -116,6 +126,10 @@ class MaskedConv2d(nn.Module):
             nn.init.normal_(self.weight, std=(1.0 / fan_in) ** 0.5)
         # (left, right, top, bottom) zero padding that aligns the centre tap with the output
         self.padding = (cc, kw - 1 - cc, cr, kh - 1 - cr)
+        # the convolution computes only the taps the mask keeps: rows r0..r1 - 1 and columns
+        # c0..c1 - 1 of the kernel (a 3x3 mask B keeps 2 x 3, a 7x7 mask A 4 x 7)
+        window = (0, kh, 0, kw) if self.weight.is_meta else _live_window(self.mask)
+        self.window = window if window[0] <= cr and window[2] <= cc else (0, kh, 0, kw)
 
     def masked_weight(self) -> torch.Tensor:
         """weight * mask, (out, in, kh, kw); the frozen copy while sampling (see
@@ -125,8 +139,19 @@ class MaskedConv2d(nn.Module):
         return self.weight * self.mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, in, H, W) -> (B, out, H, W)."""
-        return F.conv2d(F.pad(x, self.padding), self.masked_weight(), self.bias)
+        """(B, in, H, W) -> (B, out, H, W). The kernel is cut to its live window; the input
+        is padded symmetrically inside the convolution (no padded copy) and the output rows
+        and columns that align each centre tap with its pixel are kept."""
+        r0, r1, c0, c1 = self.window
+        cr, cc = self.centre
+        top, bottom, left, right = cr - r0, r1 - 1 - cr, cc - c0, c1 - 1 - cc
+        weight = self.masked_weight()[:, :, r0:r1, c0:c1]
+        rows, cols = max(top, bottom), max(left, right)
+        out = F.conv2d(x, weight, self.bias, padding=(rows, cols))
+        if (top, left) == (rows, cols) and (bottom, right) == (rows, cols):
+            return out
+        h, w = x.shape[-2:]
+        return out[:, :, rows - top : rows - top + h, cols - left : cols - left + w]
 
     def at(
         self, cache: torch.Tensor, i: int, j: int, pad: int, weight: torch.Tensor
