@@ -102,3 +102,17 @@ def test_an_interrupted_zoo_resumes_where_it_stopped(tmp_path, monkeypatch, caps
     capsys.readouterr()
     assert _zoo(tmp_path) == 0  # a finished zoo: nothing trained again
     assert sorted((zoo / "runs").glob("0*")) == runs
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[1, 2]", '{"arguments": {}, "runs": [], "stages": {}}', '{"runs": {"vae": {"path": 3}}}'],
+)
+def test_a_damaged_zoo_record_is_a_one_line_error(tmp_path, capsys, text):
+    folder = tmp_path / "zoo-digits-12s-vae"
+    folder.mkdir()
+    (folder / "zoo.json").write_text(text)
+    assert _zoo(tmp_path) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "damaged" in err[0] and "remove" in err[0]
+    assert sorted(p.name for p in folder.iterdir()) == ["zoo.json"]  # nothing written

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from genlab import api
 from genlab.errors import ConfigError, GenlabError
-from genlab.reporting.report import build_report, summarise
+from genlab.reporting.report import Table, build_report, summarise
 from genlab.reporting.report_render import write_report
 from genlab.runs import OpenRun, RunDir, device_overrides, open_run, require_model
 
@@ -51,10 +51,11 @@ def compare(
     *,
     progress: bool = True,
     device: str | None = None,
+    tables: tuple[Table, ...] = (),
 ) -> Path:
     """Evaluate the runs that lack eval.json, draw their images and write the report;
     returns the HTML file's path. Evaluation and pictures run on ``device`` when one is given
-    (else each OpenRun's own, ``eval.device``)."""
+    (else each OpenRun's own, ``eval.device``); ``tables`` go on the page after the runs."""
     if not runs:
         raise ConfigError("compare needs at least one run folder")
     opened = [open_run(r, device_overrides(device), progress=progress) for r in runs]
@@ -74,4 +75,4 @@ def compare(
                 print(f"evaluating {run.path} (it has no eval.json yet)")
             api.evaluate(run, progress=progress)
         images[run.path.name] = draw_images(run, out / "images", progress=progress)
-    return write_report(build_report([o.run for o in opened], out, images))
+    return write_report(build_report([o.run for o in opened], out, images, tables))

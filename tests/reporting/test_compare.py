@@ -78,10 +78,7 @@ def test_report_numbers_are_the_runs_own(zoo_report):
                 assert f"{entry['value']:.2f} (floor {entry['floor']:.2f})" in report
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
-def test_report_renders_in_headless_chromium(zoo_report, tmp_path):
-    shot = tmp_path / "shot.png"
-    page = (zoo_report / "report" / "index.html").resolve()
+def _screenshot(url: str, shot) -> np.ndarray:
     subprocess.run(
         [
             "chromium",
@@ -91,17 +88,33 @@ def test_report_renders_in_headless_chromium(zoo_report, tmp_path):
             "--hide-scrollbars",
             f"--screenshot={shot}",
             "--window-size=1400,1200",
-            page.as_uri(),
+            url,
         ],
         check=True,
         capture_output=True,
         timeout=120,
     )
-    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
+    return np.asarray(Image.open(shot).convert("RGB"), dtype=np.float64)
+
+
+def _curve_pixels(rgb: np.ndarray) -> int:
+    """Pixels of the plots' coloured lines: strongly saturated (the page itself is black,
+    white and grey, and sample grids are grey)."""
+    return int((rgb.max(axis=2) - rgb.min(axis=2) > 80).sum())
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_report_renders_in_headless_chromium(zoo_report, tmp_path):
+    page = (zoo_report / "report" / "index.html").resolve()
+    rgb = _screenshot(page.as_uri(), tmp_path / "top.png")
+    pixels = rgb.mean(axis=2)
     assert pixels.shape == (1200, 1400)
     assert pixels.std() > 20  # not blank: text, table borders and images
     dark_rows = (pixels < 128).mean(axis=1)
     assert (dark_rows > 0.02).sum() > 50  # many rows hold text: the table is visible
+    # scrolled to "Quality vs compute": its figures load and their curves show in colour
+    curves = _screenshot(page.as_uri() + "#compute", tmp_path / "compute.png")
+    assert _curve_pixels(curves) > 500 and _curve_pixels(curves) > 2 * _curve_pixels(rgb)
 
 
 def test_claims_without_runs_of_a_family_are_not_measured():
@@ -155,6 +168,12 @@ def test_zoo_claims_name_their_protocol(zoo_report):
         "vae-grey",
     }
     assert all(row["seconds"] > 0 for row in record["plan"])
+    # the page says how the budget was spent: shares, epochs reached, device
+    assert "## How the budget was spent" in report and f"on {record['device']}" in report
+    for state in record["runs"].values():
+        name = state["path"].rsplit("/", 1)[-1]
+        row = next(x for x in report.splitlines() if x.startswith("| ") and f" {name} |" in x)
+        assert row.split(" | ")[-2] == str(state["epochs"])
     assert all(state["trained"] and state["evaluated"] for state in record["runs"].values())
 
 

@@ -185,3 +185,12 @@ def test_replicas_count_once_in_claims_and_show_their_spread():
     (row,) = seed_spread([*seeds, pixel])
     assert row.runs == ("vae-0", "vae-1", "vae-2") and row.metric == "nll_iwae_k1000"
     assert (row.mean, row.sd, row.low, row.high) == (240.0, pytest.approx(10.0), 230.0, 250.0)
+
+
+def test_the_sharpness_claim_names_where_the_fd_curves_cross():
+    gan = _grouped("gan", "gan", {"sharpness_lap_2k": _sharp(0.9)}, "none")
+    gan = dataclasses.replace(gan, sample_curve=_curve(200, 90, 40, 20))
+    vae = _grouped("vae", "vae", {"sharpness_lap_2k_means": _sharp(0.3, "means")}, "none")
+    vae = dataclasses.replace(vae, sample_curve=_curve(100, 60, 50, 45))
+    # the gap falls from +30 (at 200 s) to -10 (at 300 s): zero at 275 s
+    assert "falls below the VAE's at 275 s" in _verdicts(gan, vae)[GAN_CLAIM].evidence

@@ -173,7 +173,18 @@ def gan_sharper(runs: list[RunSummary]) -> tuple[str, str]:
             "raises this figure: it is not detail)"
         )
     state, fd = _fd_comparison(runs)
-    return verdict, text + (f"; {fd}" if state == "compared" else "")
+    return verdict, text + (f"; {fd}" if state == "compared" else "") + _fd_curves(g_run, v_run)
+
+
+def _fd_curves(gan: RunSummary, vae: RunSummary) -> str:
+    """Where the FD-during-training curves (train.fd_every) of the two runs cross, if both
+    have one."""
+    if not (gan.sample_curve and vae.sample_curve):
+        return ""
+    crossed = crossing(gan.sample_curve, vae.sample_curve)
+    if crossed is None:
+        return "; their FD curves during training do not cross within the budget"
+    return f"; the GAN's FD during training falls below the VAE's at {crossed:.0f} s of training"
 
 
 def _fd_comparison(runs: list[RunSummary]) -> tuple[str, str]:

@@ -42,6 +42,16 @@ class RunEntry:
     images: dict[str, str] = field(default_factory=dict)  # kind -> path relative to the report
 
 
+@dataclass(frozen=True)
+class Table:
+    """A table a caller adds to the report (the zoo: how its budget was spent)."""
+
+    title: str
+    note: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
 @dataclass
 class Report:
     entries: list[RunEntry]
@@ -53,6 +63,7 @@ class Report:
     sample_compute: str | None = None  # FD against compute (runs trained with train.fd_every)
     sample_protocol: str = ""  # the one-line caption of sample_compute: how FD was measured
     spread: list[SpreadRow] = field(default_factory=list)  # replicas' spread over seeds
+    tables: tuple[Table, ...] = ()  # the caller's, shown after the list of runs
 
 
 def summarise(run: RunDir) -> RunSummary:
@@ -189,10 +200,13 @@ def metric_order(entries: list[RunEntry]) -> list[str]:
 
 
 def build_report(
-    runs: list[RunDir], out: str | Path, images: dict[str, dict[str, str]] | None = None
+    runs: list[RunDir],
+    out: str | Path,
+    images: dict[str, dict[str, str]] | None = None,
+    tables: tuple[Table, ...] = (),
 ) -> Report:
     """The report of evaluated runs; ``images`` maps a run's name to its drawn pictures
-    (kind -> path relative to ``out``)."""
+    (kind -> path relative to ``out``); ``tables`` are shown after the list of runs."""
     if not runs:
         raise ConfigError("compare needs at least one run folder")
     out = Path(out)
@@ -226,4 +240,5 @@ def build_report(
         "images/sample-compute.png" if sample_compute else None,
         sample_protocol(keys) if sample_compute else "",
         seed_spread([e.summary for e in entries]),
+        tables,
     )

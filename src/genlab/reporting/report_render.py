@@ -78,6 +78,10 @@ def render_markdown(report: Report) -> str:
     names = [e.run.path.name for e in report.entries]
     lines = ["# genlab comparison report", ""]
     lines += [f"- **{e.run.path.name}**: {_describe(e)}" for e in report.entries]
+    for table in report.tables:
+        lines += ["", f"## {table.title}", "", table.note, ""]
+        lines += ["| " + " | ".join(table.header) + " |", "|---" * len(table.header) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in table.rows]
     lines += ["", "## Metrics", "", "| metric | " + " | ".join(names) + " |"]
     lines.append("|---|" + "---|" * len(names))
     for label, cells in metric_rows(report):
@@ -140,7 +144,17 @@ def render_html(report: Report) -> str:
         f"<title>genlab comparison</title><style>{STYLE}</style></head><body>",
         "<h1>genlab comparison report</h1><ul>",
         *[f"<li><b>{esc(e.run.path.name)}</b>: {esc(_describe(e))}</li>" for e in report.entries],
-        "</ul><h2>Metrics</h2><table id='metrics'><tr><th>metric</th>",
+        "</ul>",
+    ]
+    for table in report.tables:
+        parts.append(f"<h2>{esc(table.title)}</h2><p>{esc(table.note)}</p><table>")
+        parts.append("<tr>" + "".join(f"<th>{esc(h)}</th>" for h in table.header) + "</tr>")
+        parts += [
+            "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in table.rows
+        ]
+        parts.append("</table>")
+    parts += [
+        "<h2>Metrics</h2><table id='metrics'><tr><th>metric</th>",
         *[f"<th>{esc(n)}</th>" for n in names],
         "</tr>",
     ]
@@ -183,7 +197,7 @@ def render_html(report: Report) -> str:
             ]
             parts.append("</div>")
     if report.compute or report.sample_compute:
-        parts.append("<h2>Quality vs compute</h2>")
+        parts.append("<h2 id='compute'>Quality vs compute</h2>")
     if report.compute:
         parts.append(f"<img src='{esc(report.compute)}' alt='quality vs compute'>")
     if report.sample_compute:

@@ -41,6 +41,7 @@ from genlab.zoo.entries import (
     parse_budget,
     select,
 )
+from genlab.zoo.page import budget_table
 
 # how a run that the zoo trained may have ended; anything else is resumed
 ENDED = ("finished", "interrupted (max_seconds)", "interrupted (max_steps)", "diverged")
@@ -91,6 +92,35 @@ def entry_config(
     return run_config_from_dict(tree)
 
 
+def _numbers(mapping: Any) -> bool:
+    return isinstance(mapping, dict) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in mapping.values()
+    )
+
+
+def _well_formed(record: Any) -> bool:
+    """Whether a zoo.json read back has every field the zoo reads, of the right type."""
+    if not isinstance(record, dict) or not isinstance(record.get("arguments"), dict):
+        return False
+    runs, plan = record.get("runs"), record.get("plan", [])
+    if not (isinstance(runs, dict) and _numbers(record.get("stages")) and isinstance(plan, list)):
+        return False
+    for state in runs.values():
+        if not isinstance(state, dict) or not isinstance(state.get("path", ""), str):
+            return False
+        if not _numbers({"used": state.get("used_seconds", 0.0)}):
+            return False
+    for row in plan:
+        if not isinstance(row, dict) or not isinstance(row.get("entry"), str):
+            return False
+        if not isinstance(row.get("seed"), int) or not _numbers(
+            {k: row.get(k) for k in ("epoch_seconds", "seconds")}
+        ):
+            return False
+    pilot = record.get("pilot", {})
+    return isinstance(pilot, dict) and all(_numbers(v) for v in pilot.values())
+
+
 class Ledger:
     """zoo.json: the arguments, the plan, and how far every stage got; saved after each."""
 
@@ -99,10 +129,13 @@ class Ledger:
         self.record: dict[str, Any] = {"arguments": arguments, "stages": {}, "runs": {}}
         if path.exists():
             old = RunDir(path.parent).read_json(path)
-            if not isinstance(old, dict) or not isinstance(old.get("runs"), dict):
-                raise RunError(f"{path} is not a zoo record; remove {path.parent} to start over")
-            if old.get("arguments", {}).get("budget_seconds") != arguments["budget_seconds"]:
-                raise RunError(f"{path} was written for other arguments; remove it to start over")
+            if not _well_formed(old):
+                raise RunError(f"{path} is damaged; remove {path.parent} to start the zoo over")
+            if old["arguments"] != arguments:
+                raise RunError(
+                    f"{path} was written by `genlab zoo` with other arguments "
+                    f"({old['arguments']}); remove {path.parent} to start over"
+                )
             self.record = old
 
     def save(self) -> None:
@@ -188,7 +221,8 @@ def run_zoo(
                 state["evaluated"] = True
         opened.append(handle)
     with ledger.stage("report"):
-        html = compare(opened, root / "report", progress=progress)
+        table = budget_table(record, slots, runs)
+        html = compare(opened, root / "report", progress=progress, tables=(table,))
     record["status"] = "finished"
     record["total_seconds"] = sum(record["stages"].values())
     ledger.save()
