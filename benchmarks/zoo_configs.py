@@ -103,7 +103,10 @@ def main() -> None:
             row = measure(name, args.seconds, sets, root)
             print(row, flush=True)
             rows.append(row)
-    save(f"zoo_configs_{args.label}", {"environment": environment(), "label": args.label, "rows": rows})
+    save(
+        f"zoo_configs_{args.label}",
+        {"environment": environment(), "label": args.label, "rows": rows},
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from genlab import api
 from genlab.cli import main
 from genlab.errors import ConfigError
 from genlab.zoo import ZOO, Slot, ZooEntry, allocate, hand_on, select, zoo_folder
+from genlab.zoo.budget import fair_level
 
 
 def _entry(name: str, weight: float, min_epochs: int) -> ZooEntry:
@@ -22,9 +23,15 @@ def test_minimum_epochs_first_then_the_rest_by_weight():
     a, b = Slot(_entry("a", 1.0, 2), 0, 10.0), Slot(_entry("b", 3.0, 1), 0, 30.0)
     allocate([a, b], 150.0)  # needs 20 + 30; the spare 100 goes 1:3
     assert (a.seconds, b.seconds) == (pytest.approx(45.0), pytest.approx(105.0))
-    allocate([a, b], 25.0)  # the minimums do not fit: each gets half of its minimum
-    assert (a.seconds, b.seconds) == (pytest.approx(10.0), pytest.approx(15.0))
-    assert a.seconds / a.need == pytest.approx(b.seconds / b.need)
+    allocate([a, b], 45.0)  # the minimums (20, 30) do not fit: a gets all of its 20, b 25
+    assert (a.seconds, b.seconds) == (pytest.approx(20.0), pytest.approx(25.0))
+    allocate([a, b], 30.0)  # max-min fair: both at the level 15
+    assert (a.seconds, b.seconds) == (pytest.approx(15.0), pytest.approx(15.0))
+    assert fair_level([1.0, 4.0, 10.0, 10.0], 17.0) == pytest.approx(6.0)  # 1 + 4 + 6 + 6
+    fixed = ZooEntry("f", "rbm", "binarised", 0.0, 2, {}, fixed_epochs=True)
+    slots = [Slot(fixed, 0, 10.0), Slot(_entry("c", 1.0, 10), 0, 100.0)]
+    allocate(slots, 500.0)  # a fixed-epoch run plans 1.5x its minimum; the rest is spare
+    assert slots[0].seconds == pytest.approx(30.0) and slots[1].seconds == pytest.approx(470.0)
 
 
 def test_seeds_share_their_entry_weight_and_unused_time_goes_to_later_runs():

@@ -3,8 +3,9 @@
 A short pilot trains each entry for a few steps on this machine and device and turns the
 measured images/s into seconds per epoch. The plan then gives every run its minimum epochs
 (:attr:`ZooEntry.min_epochs`) first, and the time left by entry weight; when the minimums do
-not fit, every run gets the same fraction of its minimum. A run that ends sooner than planned
-(fixed epochs, or :data:`MAX_EPOCHS`) hands its unused time to the runs still to train.
+not fit, the time is shared max-min fairly (see :func:`allocate`). A run that ends sooner
+than planned (fixed epochs, or :data:`MAX_EPOCHS`) hands its unused time to the runs still
+to train.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from genlab.zoo.entries import ZooEntry
 
 PILOT_STEPS = 30  # training steps the pilot times per entry
+FIXED_MARGIN = 1.5  # planned time over the pilot's estimate for a fixed-epoch run
 VALIDATION_COST = 1 / 3  # a validation image costs about a third of a training image (no backward)
 
 
@@ -51,17 +53,38 @@ def epoch_seconds(images_per_s: float, train: int, val: int) -> float:
 
 
 def allocate(slots: list[Slot], seconds: float) -> None:
-    """Set every slot's ``seconds`` from ``seconds`` of training time in all."""
-    needs = [s.need if math.isfinite(s.need) else seconds for s in slots]  # inf: not timed
-    total_need = sum(needs)
-    if total_need >= seconds:
+    """Set every slot's ``seconds`` from ``seconds`` of training time in all: each run's
+    minimum first, then the spare time by weight. When the minimums do not fit, the time is
+    shared max-min fairly: each run gets min(its minimum, L), with L set so that the time is
+    used up, so the cheap runs still reach their minimum and the expensive ones get equal
+    time. A run with a fixed epoch count (:attr:`ZooEntry.fixed_epochs`) plans its minimum
+    with a margin of :data:`FIXED_MARGIN`: its schedule must finish; it hands back what it
+    does not use."""
+    needs = [
+        (s.need * (FIXED_MARGIN if s.entry.fixed_epochs else 1.0))
+        if math.isfinite(s.need)
+        else seconds  # not timed: as if it needed everything
+        for s in slots
+    ]
+    if sum(needs) >= seconds:
+        level = fair_level(needs, seconds)
         for slot, need in zip(slots, needs, strict=True):
-            slot.seconds = seconds * need / total_need if total_need > 0 else 0.0
+            slot.seconds = min(need, level)
         return
-    spare, weights = seconds - total_need, sum(s.weight for s in slots)
+    spare, weights = seconds - sum(needs), sum(s.weight for s in slots)
     for slot, need in zip(slots, needs, strict=True):
         share = slot.weight / weights if weights > 0 else 1 / len(slots)
         slot.seconds = need + spare * share
+
+
+def fair_level(needs: list[float], seconds: float) -> float:
+    """The L with sum(min(need, L)) = seconds (needs adding up to at least seconds)."""
+    left, count = seconds, len(needs)
+    for need in sorted(needs):
+        if need * count >= left:  # every run from here on is capped at the same level
+            return left / count
+        left, count = left - need, count - 1
+    return max(needs, default=0.0)
 
 
 def hand_on(unused: float, later: list[Slot]) -> None:
