@@ -12,7 +12,7 @@ the CPU, so they are the same on every device.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -38,6 +38,21 @@ SAMPLE_BATCH = 500  # images per call to model.sample when drawing the evaluatio
 def count_label(n: int) -> str:
     """10000 -> '10k', 2500 -> '2500': the sample count as it appears in metric names."""
     return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def draw_in_batches(
+    drawer: Callable[..., torch.Tensor],
+    n: int,
+    generator: torch.Generator,
+    bar: Callable[[list[int]], Iterable[int]] = iter,
+) -> torch.Tensor:
+    """n images from ``drawer(size, generator=...)`` in batches of :data:`SAMPLE_BATCH`,
+    without gradients, clamped to [0, 1]: how evaluation draws samples. ``bar`` wraps the
+    list of batch sizes (a progress bar)."""
+    sizes = [min(SAMPLE_BATCH, n - s) for s in range(0, n, SAMPLE_BATCH)]
+    with torch.no_grad():
+        chunks = [drawer(size, generator=generator) for size in bar(sizes)]
+    return torch.cat(chunks).clamp_(0, 1)
 
 
 @dataclass
@@ -128,18 +143,16 @@ class EvalContext:
             # only metrics for samplers ask for samples
             model = cast(SupportsSample | SupportsSampleMeans, self.model)
             drawer = model.sample if source == "samples" else model.sample_means  # type: ignore[union-attr]
-            generator, n, chunks = self.generator(), self.num_samples, []
+            generator, n = self.generator(), self.num_samples
             require_fits(
                 8 * n * self.info.num_dims,  # the samples as float32, and their binarised copy
                 f"eval.num_samples={n:,} samples",
                 "lower eval.num_samples",
             )
             start = time.perf_counter()
-            sizes = [min(SAMPLE_BATCH, n - s) for s in range(0, n, SAMPLE_BATCH)]
-            with torch.no_grad():
-                for size in self.bar(sizes, source, len(sizes)):
-                    chunks.append(drawer(size, generator=generator))
-            samples = torch.cat(chunks).clamp_(0, 1)
+            samples = draw_in_batches(
+                drawer, n, generator, lambda sizes: self.bar(sizes, source, len(sizes))
+            )
             synchronize(self.device)
             return samples, time.perf_counter() - start
 

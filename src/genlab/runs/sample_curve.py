@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from genlab import noise
-from genlab.evaluation.context import SAMPLE_BATCH, count_label
+from genlab.evaluation.context import count_label, draw_in_batches
 from genlab.evaluation.feature_net import FEATURE_NET_NAME, FeatureNet, load_or_train_feature_net
 from genlab.evaluation.sample_quality import frechet_distance
 from genlab.models.base import GenerativeModel, SupportsMarkovChain, SupportsSample
@@ -52,18 +52,12 @@ def draw_samples(model: GenerativeModel, n: int, seed: int, device: torch.device
     generator seeded ``seed`` on ``device``, batches of SAMPLE_BATCH; the model's mode is
     restored after."""
     sampler: Any = model
-    generator = noise.generator(seed, device)
     training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            chunks = [
-                sampler.sample(min(SAMPLE_BATCH, n - start), generator=generator)
-                for start in range(0, n, SAMPLE_BATCH)
-            ]
+        return draw_in_batches(sampler.sample, n, noise.generator(seed, device))
     finally:
         model.train(training)
-    return torch.cat(chunks).clamp_(0, 1)
 
 
 class SampleCurve(Callback):
