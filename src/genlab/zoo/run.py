@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,34 +63,37 @@ def zoo_folder(data: str, seconds: float, families: list[str] | None, seeds: int
     return name + (f"-seeds{seeds}" if seeds > 1 else "")
 
 
-def entry_config(
-    entry: ZooEntry,
-    data: str,
-    data_dir: str | None,
-    device: str | None,
-    root: Path,
-    samples: int,
-    seed: int = 0,
-    **train: Any,
-) -> Any:
-    tree = {
-        "data": {
-            "name": data,
-            "binarize": BINARIZE[entry.protocol],
-            **({"path": data_dir} if data_dir else {}),
-        },
-        "model": {"name": entry.family, **entry.model},
-        "train": {
-            "epochs": MAX_EPOCHS,
-            **entry.train,
-            "seed": seed,
-            **train,
-            **({"device": device} if device is not None else {}),
-        },
-        "eval": {"num_samples": samples, **entry.eval},
-        "runs_dir": str(root),
-    }
-    return run_config_from_dict(tree)
+@dataclass(frozen=True)
+class Setting:
+    """What every run of one zoo shares: its data, device, folder and sample count."""
+
+    data: str
+    data_dir: str | None
+    device: str | None
+    root: Path
+    samples: int
+    progress: bool
+
+    def config(self, entry: ZooEntry, runs_dir: Path, seed: int = 0, **train: Any) -> Any:
+        """The run config of ``entry`` under this setting (``train`` overrides on top)."""
+        tree = {
+            "data": {
+                "name": self.data,
+                "binarize": BINARIZE[entry.protocol],
+                **({"path": self.data_dir} if self.data_dir else {}),
+            },
+            "model": {"name": entry.family, **entry.model},
+            "train": {
+                "epochs": MAX_EPOCHS,
+                **entry.train,
+                "seed": seed,
+                **train,
+                **({"device": self.device} if self.device is not None else {}),
+            },
+            "eval": {"num_samples": self.samples, **entry.eval},
+            "runs_dir": str(runs_dir),
+        }
+        return run_config_from_dict(tree)
 
 
 def _numbers(mapping: Any) -> bool:
@@ -170,8 +174,9 @@ def run_zoo(
     entries = select(families, MODELS.names())
     samples = eval_samples(seconds)
     root = Path(runs_dir) / zoo_folder(data, seconds, families, seeds)
+    setting = Setting(data, data_dir, device, root, samples, progress)
     for entry in entries:  # validate every config before anything is written
-        entry_config(entry, data, data_dir, device, root / "runs", samples)
+        setting.config(entry, root / "runs")
     ledger = Ledger(
         root / "zoo.json",
         {"data": data, "budget_seconds": seconds, "families": families, "seeds": seeds},
@@ -194,19 +199,16 @@ def run_zoo(
     )
     if progress and record["runs"]:
         print(f"zoo: resuming {root}")
-    slots = _plan(ledger, entries, seeds, data, data_dir, device, root, samples, progress)
+    slots = _plan(ledger, entries, seeds, setting)
     curved = [e for e in entries if e.train.get("fd_every")]
     if curved and "feature network" not in record["stages"]:
         # the FD curves need it: trained (or loaded) here, so no run's time limit pays for it
         with ledger.stage("feature network"):
-            config = entry_config(curved[0], data, data_dir, device, root, samples)
+            config = setting.config(curved[0], root)
             splits = load_data(config.data, progress=progress)
             if all(getattr(splits, s).labels is not None for s in ("train", "test")):
                 load_or_train_feature_net(splits, device=chosen, progress=progress)
-    runs = [
-        _train(ledger, slots, i, data, data_dir, device, root, samples, progress)
-        for i in range(len(slots))
-    ]
+    runs = [_train(ledger, slots, i, setting) for i in range(len(slots))]
     record["status"] = "evaluating"
     ledger.save()
     opened = []
@@ -241,7 +243,7 @@ def _pilot(config: Any) -> dict[str, float]:
     }
 
 
-def _plan(ledger: Ledger, entries, seeds, data, data_dir, device, root, samples, progress):  # noqa: ANN001, ANN202
+def _plan(ledger: Ledger, entries: list[ZooEntry], seeds: int, setting: Setting) -> list[Slot]:
     """The slots, from zoo.json when it holds a plan, else from a new pilot."""
     record = ledger.record
     by_name = {e.name: e for e in entries}
@@ -254,23 +256,15 @@ def _plan(ledger: Ledger, entries, seeds, data, data_dir, device, root, samples,
                 Slot(by_name[row["entry"]], row["seed"], row["epoch_seconds"], row["seconds"])
             )
         return slots
-    pilot_root = root / "pilot"
+    pilot_root = setting.root / "pilot"
     shutil.rmtree(pilot_root, ignore_errors=True)
     cap = max(2.0, 0.005 * record["budget_seconds"])
     record["pilot"] = {}
     for entry in entries:
-        if progress:
+        if setting.progress:
             print(f"zoo: timing {entry.name} ({PILOT_STEPS} steps or {cap:.0f} s)")
-        config = entry_config(
-            entry,
-            data,
-            data_dir,
-            device,
-            pilot_root,
-            samples,
-            max_steps=PILOT_STEPS,
-            max_seconds=cap,
-            progress=False,
+        config = setting.config(
+            entry, pilot_root, max_steps=PILOT_STEPS, max_seconds=cap, progress=False
         )
         with ledger.stage(f"pilot {entry.name}"):
             record["pilot"][entry.name] = _pilot(config)
@@ -316,13 +310,13 @@ def _unclaimed(root: Path, record: dict[str, Any]) -> list[Path]:
     return [p for p in folders if str(p) not in claimed]
 
 
-def _train(ledger, slots, index, data, data_dir, device, root, samples, progress) -> RunDir:  # noqa: ANN001
+def _train(ledger: Ledger, slots: list[Slot], index: int, setting: Setting) -> RunDir:
     """Train slot ``index`` (or resume it, or find it trained); hand on its unused time."""
     slot, record = slots[index], ledger.record
     state = record["runs"].setdefault(slot.label, {"used_seconds": 0.0})
     if state.get("trained"):
         return RunDir(Path(state["path"]))
-    runs_root = root / "runs"
+    runs_root = setting.root / "runs"
     if "path" not in state and state.get("pending") and (stray := _unclaimed(runs_root, record)):
         state["path"] = str(stray[-1])  # the run this slot had started when it was cut off
     run = RunDir(Path(state["path"])) if "path" in state else None
@@ -332,18 +326,16 @@ def _train(ledger, slots, index, data, data_dir, device, root, samples, progress
     with ledger.stage(f"train {slot.label}"):
         if resumable:
             assert run is not None
-            if progress:
+            if setting.progress:
                 print(f"zoo: resuming {slot.label} for up to {left:.0f} s")
-            api.resume(run, [f"train.max_seconds={left}"], progress=progress)
+            api.resume(run, [f"train.max_seconds={left}"], progress=setting.progress)
         elif run is None or status not in ENDED:
-            if progress:
+            if setting.progress:
                 print(f"zoo: training {slot.label} for up to {left:.0f} s")
             state["pending"] = True
             ledger.save()
-            config = entry_config(
-                slot.entry, data, data_dir, device, runs_root, samples, slot.seed, max_seconds=left
-            )
-            run = api.train(config, progress=progress)
+            config = setting.config(slot.entry, runs_root, slot.seed, max_seconds=left)
+            run = api.train(config, progress=setting.progress)
             state["path"] = str(run.path)
     assert run is not None
     info = run.info()
