@@ -91,13 +91,15 @@ class RowLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, f, H, W) -> hidden states (B, f, H, W), one row after another."""
-        b, _, height, width = x.shape
-        is_all = self.input_to_state(x)  # (B, 4f, H, W)
+        b, _, _, width = x.shape
+        # unbind, not is_all[:, :, i]: the backward of one select per row would allocate and
+        # add a full (B, 4f, H, W) gradient for every row; unbind's backward is one stack
+        is_rows = self.input_to_state(x).unbind(2)  # H of (B, 4f, W)
         h = x.new_zeros(b, self.f, width)  # (B, f, W)
         c = x.new_zeros(b, self.f, width)
         rows = []
-        for i in range(height):
-            h, c = lstm_cell(is_all[:, :, i] + self.state_to_state(h), c)
+        for is_row in is_rows:
+            h, c = lstm_cell(is_row + self.state_to_state(h), c)
             rows.append(h)
         return torch.stack(rows, dim=2)  # (B, f, H, W)
 
