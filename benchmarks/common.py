@@ -72,6 +72,11 @@ def environment() -> dict[str, Any]:
     }
 
 
+def save_rows(name: str, label: str, rows: list[dict[str, Any]]) -> Path:
+    """Save labelled result rows (a before/after pair shares ``name``) as ``<name>_<label>``."""
+    return save(f"{name}_{label}", {"environment": environment(), "label": label, "rows": rows})
+
+
 def save(name: str, result: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"

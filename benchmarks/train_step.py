@@ -16,7 +16,7 @@ import statistics
 import time
 
 import torch
-from common import environment, save
+from common import save_rows
 
 from genlab.models import DataInfo, build_model
 from genlab.zoo.entries import BINARIZE, ZOO
@@ -57,10 +57,7 @@ def main() -> None:
             row = step_speed(name, batch, args.warmup, args.steps)
             print(f"{name:16s} batch {batch:4d}: {row['images_per_s']:8.0f} images/s", flush=True)
             rows.append(row)
-    save(
-        f"train_step_{args.label}",
-        {"environment": environment(), "label": args.label, "rows": rows},
-    )
+    save_rows("train_step", args.label, rows)
 
 
 if __name__ == "__main__":

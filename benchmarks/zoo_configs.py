@@ -28,7 +28,7 @@ import tempfile
 from typing import Any
 
 import torch
-from common import environment, save
+from common import save_rows
 
 from genlab import api
 from genlab.models import run_config_from_dict
@@ -107,10 +107,7 @@ def main() -> None:
             row = measure(name, args.seconds, sets, root)
             print(row, flush=True)
             rows.append(row)
-    save(
-        f"zoo_configs_{args.label}",
-        {"environment": environment(), "label": args.label, "rows": rows},
-    )
+    save_rows("zoo_configs", args.label, rows)
 
 
 if __name__ == "__main__":
