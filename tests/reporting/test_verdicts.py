@@ -56,6 +56,17 @@ def test_overlapping_intervals_are_undecided_whatever_the_curves():
     pixel = _run("pix", "pixelcnn", {"nll_exact": _nll(245.9)}, _curve(250, 246, 245.9))
     verdict = _verdicts(VAE, pixel)[AR_CLAIM]
     assert verdict.verdict == UNDECIDED and "within 2 s.e." in verdict.evidence
+    # the run behind gained 0.1 nats (246 -> 245.9) in its last 20 %, under its s.e. of 0.5
+    assert "pix's validation loss had flattened" in verdict.evidence
+    assert "more time for these models is unlikely to decide it" in verdict.evidence
+
+
+def test_overlapping_intervals_say_whether_the_run_behind_still_learns():
+    pixel = _run("pix", "pixelcnn", {"nll_exact": _nll(245.9)}, _curve(260, 255, 250, 245.9))
+    verdict = _verdicts(VAE, pixel)[AR_CLAIM]
+    assert verdict.verdict == UNDECIDED and "within 2 s.e." in verdict.evidence
+    # last 20 % of 400 s: from 300 s (250) to 400 s (245.9)
+    assert "pix was still learning (4.10 nats in the last 100 s of training)" in verdict.evidence
 
 
 def test_a_clear_lead_with_the_vae_behind_and_flat_holds():

@@ -118,6 +118,25 @@ def _at(curve: tuple[CurvePoint, ...], t: float) -> float:
     return curve[-1].val_loss
 
 
+def _trend(behind: RunSummary, stderr: float) -> str:
+    """Whether more training time could decide a difference within its intervals: what the
+    validation curve of the run behind did over its last :data:`MOVING_TAIL`."""
+    moving = still_learning(behind, stderr)
+    if moving is None:
+        return (
+            f"; {behind.name}'s validation loss had flattened (its last {MOVING_TAIL:.0%} of "
+            f"training gained less than the s.e. {stderr:.2f}): more time for these models is "
+            "unlikely to decide it, a larger model might"
+        )
+    if math.isnan(moving[0]):
+        return ""
+    improvement, seconds = moving
+    return (
+        f"; {behind.name} was still learning ({improvement:.2f} nats in the last {seconds:.0f} s "
+        "of training)"
+    )
+
+
 def _stderr(entry: dict[str, Any]) -> float:
     return float(entry.get("stderr_images", entry.get("stderr", 0.0)) or 0.0)
 
@@ -134,9 +153,10 @@ def compare_lower(
     (run_a, _, ma), (run_b, _, mb) = a, b
     se = (_stderr(ma) ** 2 + _stderr(mb) ** 2) ** 0.5
     gap = mb["value"] - ma["value"]  # > 0: a is lower
-    if abs(gap) <= 2 * se:
-        return UNDECIDED, f"the difference {gap:+.2f} is within 2 s.e. ({2 * se:.2f})"
     behind, metric = (run_b, mb) if gap > 0 else (run_a, ma)
+    if abs(gap) <= 2 * se:
+        why = f"the difference {gap:+.2f} is within 2 s.e. ({2 * se:.2f})"
+        return UNDECIDED, why + (_trend(behind, _stderr(metric)) if curves else "")
     moving = still_learning(behind, _stderr(metric)) if curves else None
     if moving is not None and math.isnan(moving[0]):
         return UNDECIDED, (
