@@ -22,7 +22,12 @@ from runkit import TINY_MODELS
 from safetensors.torch import load_file
 
 from genlab import api
-from genlab.models import load_run_config
+from genlab.config import TrainConfig
+from genlab.data.stream import BatchStream
+from genlab.models import DataInfo, build_model, load_run_config
+from genlab.training.callbacks import SignalStop
+from genlab.training.distributed import ProcessGroup
+from genlab.training.trainer import Trainer
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available(), reason="this torch build has no torch.distributed"
@@ -164,15 +169,59 @@ def test_a_sigterm_stops_every_rank_with_a_checkpoint_and_resume_is_exact(tmp_pa
             break
         time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=120)
+    _, err = process.communicate(timeout=120)
     stopped = _only_run(runs)
     info = json.loads((stopped / "run.json").read_text())
-    assert info["status"] == "interrupted (sigterm)", info["status"]
+    assert info["status"] == "interrupted (sigterm)", (info["status"], err[-3000:])
     resumed = torchrun(["train", "--no-progress", "--resume", str(stopped)])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a, b = _weights(_only_run(tmp_path / "a")), _weights(stopped)
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+class _RecordingGroup(ProcessGroup):
+    """Rank 0 of a one-process gloo group that records what it leads; after leading step
+    ``signal_at`` it sends itself SIGTERM, as if the signal came while it waited for the
+    others (the moment between two events)."""
+
+    def __init__(self, signal_at: int) -> None:
+        super().__init__(0, 1, 0, "gloo", torch.distributed.group.WORLD)
+        self.trainer: Trainer | None = None
+        self.signal_at = signal_at
+        self.led: list[tuple[int, tuple[str, bool] | None]] = []
+
+    def lead(self, decision: tuple[str, bool] | None) -> None:
+        super().lead(decision)
+        assert self.trainer is not None
+        self.led.append((self.trainer.step, decision))
+        if self.trainer.step == self.signal_at and decision is None:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_signal_between_two_events_stops_rank_0_only_where_it_tells_the_others():
+    """Rank 0 must not leave its loop at a step where it told the other ranks to go on:
+    they would run the next step's collectives alone and every rank would hang."""
+    before = signal.getsignal(signal.SIGTERM)
+    store = torch.distributed.HashStore()
+    torch.distributed.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        images = (torch.rand(64, 1, 4, 4) > 0.5).float()
+        batches = BatchStream(images, None, mode="binary", batch_size=8, shuffle=False)
+        model = build_model({"name": "ae", "code_dim": 3, "hidden": [8]}, DataInfo((1, 4, 4), 2))
+        group = _RecordingGroup(signal_at=3)
+        trainer = Trainer(
+            model, TrainConfig(epochs=2, progress=False), batches, None, [SignalStop()], group=group
+        )
+        group.trainer = trainer
+        result = trainer.fit()
+    finally:
+        torch.distributed.destroy_process_group()
+    assert result.stop_reason == "sigterm" and not result.finished
+    assert trainer.step == 4  # the stop is asked for at the next event, the end of step 4
+    assert [d for s, d in group.led if s == trainer.step] == [("sigterm", True)] * 2
+    assert signal.getsignal(signal.SIGTERM) is before  # restored after the fit
 
 
 def test_a_checkpoint_of_two_processes_does_not_resume_on_one(tmp_path, capsys):

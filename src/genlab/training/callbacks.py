@@ -255,23 +255,39 @@ class SignalStop(Callback):
     """SIGINT (Ctrl-C) and SIGTERM stop training after the current step, as a budget would:
     the Checkpointer saves and the run is marked ``interrupted (sigint)``; a second signal
     stops at once (KeyboardInterrupt). Handlers are installed for the fit only, and only in
-    the main thread (where Python delivers signals)."""
+    the main thread (where Python delivers signals).
+
+    A signal arrives at any moment, but the stop is asked for at the next event: under
+    torchrun rank 0 tells the other ranks what was decided at the end of every event, and a
+    stop it set between two events would end its loop a step before theirs."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.previous: dict[int, Any] = {}
+        self.pending: str | None = None
 
     def on_fit_start(self, trainer: Trainer) -> None:
+        self.pending = None
         if threading.current_thread() is not threading.main_thread():
             return
 
         def handler(signum: int, frame: Any) -> None:
-            if trainer.stopping:
+            if trainer.stopping or self.pending is not None:
                 raise KeyboardInterrupt
-            trainer.request_stop(signal.Signals(signum).name.lower(), interrupt=True)
+            self.pending = signal.Signals(signum).name.lower()
 
         self.previous = {s: signal.signal(s, handler) for s in self.SIGNALS}
+
+    def _ask(self, trainer: Trainer) -> None:
+        if self.pending is not None:
+            trainer.request_stop(self.pending, interrupt=True)
+
+    def on_step_end(self, trainer: Trainer, terms: dict[str, torch.Tensor], images: int) -> None:
+        self._ask(trainer)
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        self._ask(trainer)
 
     def restore(self) -> None:
         for number, previous in self.previous.items():

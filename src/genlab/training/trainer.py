@@ -118,7 +118,9 @@ class Trainer:
 
     def request_stop(self, reason: str, *, interrupt: bool) -> None:
         """Stop after the current step (``interrupt``: a budget cut the schedule short) or at
-        the end of the current epoch (early stopping)."""
+        the end of the current epoch (early stopping). Call it from a callback event, never
+        from a signal handler: under torchrun the decision reaches the other ranks at the end
+        of the event, and the loop must not see a stop they do not."""
         if self._stop is None:
             self._stop = (reason, interrupt)
 
