@@ -114,3 +114,24 @@ def test_load_data_failed_download_leaves_nothing(
     landed = sorted(p.name for p in (tmp_path / "data" / "mnist").iterdir())
     assert "t10k-images-idx3-ubyte.gz" not in landed
     assert all(not name.startswith(".") for name in landed)  # no temporary file either
+
+
+def test_a_failed_first_download_leaves_no_empty_folders(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    url = server.url + "f.bin"
+    server.close()
+    with pytest.raises(DataError, match="download failed"):
+        fetch(
+            url,
+            tmp_path / "cache" / "genlab" / "fashion-mnist" / "f.bin",
+            sha256=SHA,
+            progress=False,
+        )
+    assert list(tmp_path.iterdir()) == []  # the folders it made for the file are gone too
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "other.bin").write_bytes(b"x")
+    with pytest.raises(DataError, match="download failed"):
+        fetch(url, kept / "f.bin", sha256=SHA, progress=False)
+    assert sorted(p.name for p in kept.iterdir()) == ["other.bin"]  # what it found stays

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.client
@@ -93,11 +94,25 @@ def fetch(
     is renamed into place only once verified and is removed on any failure.
     """
     dest = Path(dest)
-    manual = f"retry, or download it yourself and place it at {dest}"
+    created = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise DataError(f"{dest.parent}: cannot write a download there ({error})") from None
+    try:
+        _fetch_into(url, dest, sha256, progress, hash_uncompressed, timeout)
+    except DataError:
+        for folder in created:  # a failed download leaves nothing behind, folders included
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if still empty
+        raise
+    return dest
+
+
+def _fetch_into(
+    url: str, dest: Path, sha256: str, progress: bool, hash_uncompressed: bool, timeout: float
+) -> None:
+    manual = f"retry, or download it yourself and place it at {dest}"
     with atomic_path(dest) as temp:  # renamed into place only once verified
         try:
             with open(temp, "wb") as out:
@@ -124,4 +139,3 @@ def fetch(
                 f"{received} bytes received); the download is corrupt or the mirror serves a "
                 f"different file; {manual}"
             )
-    return dest
