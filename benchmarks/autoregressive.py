@@ -30,7 +30,7 @@ from common import environment, save
 from genlab import noise
 from genlab.devices import describe, resolve_device, synchronize
 from genlab.models import DataInfo, build_model, load_run_config
-from genlab.models.ar_sampling import sample_autoregressive
+from genlab.models.autoregressive.sampling import sample_autoregressive
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 FAMILIES = ("gated_pixelcnn", "pixelrnn", "pixelcnn", "pixelrnn_diagonal")

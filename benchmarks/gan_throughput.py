@@ -26,7 +26,7 @@ from common import MatmulReference, environment, save
 from genlab import api
 from genlab.data import load_data
 from genlab.models import DataInfo, build_model, run_config_to_dict
-from genlab.models.gan import GAN
+from genlab.models.adversarial.gan import GAN
 from genlab.training.callbacks import StepBudget
 from genlab.training.trainer import Trainer
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,41 +11,33 @@ from typing import Any
 from genlab import api
 from genlab.evaluation import context as eval_context
 from genlab.evaluation.feature_net import FeatureNetConfig, load_or_train_feature_net
-from genlab.models import load_run_config
+from genlab.models import MODELS, load_run_config
+from genlab.models.declarations import TinyConfig
 from genlab.runs import RunDir, sample_curve
 
-# a tiny model of every family but the VAE and GAN (each test adds its own data and budget)
-TINY_MODELS = {
-    "ae": ["model.name=ae", "model.hidden=[16]", "model.code_dim=3"],
-    "vae_warmup": ["model.kl_warmup_steps=40"],
-    "pixelcnn": [
-        "model.name=pixelcnn",
-        "model.channels=8",
-        "model.blocks=1",
-        "model.head_hidden=8",
-    ],
-    "gated_pixelcnn": [
-        "model.name=gated_pixelcnn",
-        "model.channels=8",
-        "model.layers=2",
-        "model.head_hidden=8",
-    ],
-    "pixelrnn": [
-        "model.name=pixelrnn",
-        "model.channels=8",
-        "model.layers=1",
-        "model.head_hidden=8",
-    ],
-    "rbm_pcd": ["model.name=rbm", "model.hidden=12", "model.persistent=true", "model.chains=7"],
-    "rbm_cd3": ["model.name=rbm", "model.hidden=12", "model.cd_k=3"],
-    "dae_walkback": [
-        "model.name=ae",
-        "model.hidden=[16]",
-        "model.code_dim=3",
-        "model.denoising=0.3",
-        "model.walkback=2",
-    ],
-}
+
+def tiny_overrides_of(family: str, tiny: TinyConfig) -> list[str]:
+    """A family's declared tiny configuration as command-line overrides."""
+    out = [f"model.name={family}"]
+    out += [f"model.{k}={json.dumps(v)}" for k, v in tiny.model.items()]
+    out += [f"train.{k}={json.dumps(v)}" for k, v in tiny.train.items()]
+    if tiny.levels == 256:
+        out.append("data.binarize=none")
+    return out
+
+
+def tiny_variants() -> dict[str, list[str]]:
+    """Every registered family's tiny configurations (``tiny_configs``), by variant name, as
+    overrides: the tests that cover every family read these, never a hand list."""
+    variants: dict[str, list[str]] = {}
+    for family, cls in MODELS.items():
+        for variant, tiny in cls.tiny_configs.items():
+            assert variant not in variants, f"two families declare the tiny config {variant!r}"
+            variants[variant] = tiny_overrides_of(family, tiny)
+    return variants
+
+
+TINY_MODELS = tiny_variants()
 
 
 def train_small(root: Path, *extra: str) -> RunDir:

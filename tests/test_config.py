@@ -59,7 +59,7 @@ def test_runtime_settings_are_not_saved_but_the_experiment_is():
 
 
 def test_the_model_section_is_the_familys_typed_config():
-    from genlab.models.gan import GANConfig
+    from genlab.models.adversarial.gan import GANConfig
 
     cfg = load_run_config(None, ["model.name=gan", "model.latent_dim=8"])
     assert isinstance(cfg.model, GANConfig) and cfg.model.latent_dim == 8

@@ -16,7 +16,7 @@ from genlab.zoo.budget import fair_level
 
 
 def _entry(name: str, weight: float, min_epochs: int) -> ZooEntry:
-    return ZooEntry(name, "vae", "binarised", weight, min_epochs, {})
+    return ZooEntry(name, "binarised", weight, min_epochs, {}, family="vae")
 
 
 def test_minimum_epochs_first_then_the_rest_by_weight():
@@ -28,7 +28,7 @@ def test_minimum_epochs_first_then_the_rest_by_weight():
     allocate([a, b], 30.0)  # max-min fair: both at the level 15
     assert (a.seconds, b.seconds) == (pytest.approx(15.0), pytest.approx(15.0))
     assert fair_level([1.0, 4.0, 10.0, 10.0], 17.0) == pytest.approx(6.0)  # 1 + 4 + 6 + 6
-    fixed = ZooEntry("f", "rbm", "binarised", 0.0, 2, {}, fixed_epochs=True)
+    fixed = ZooEntry("f", "binarised", 0.0, 2, {}, fixed_epochs=True, family="rbm")
     slots = [Slot(fixed, 0, 10.0), Slot(_entry("c", 1.0, 10), 0, 100.0)]
     allocate(slots, 500.0)  # a fixed-epoch run plans 1.5x its minimum; the rest is spare
     assert slots[0].seconds == pytest.approx(30.0) and slots[1].seconds == pytest.approx(470.0)

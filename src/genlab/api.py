@@ -101,7 +101,8 @@ def _prepare(config: RunConfig, place: _Place, data: Any | None = None) -> tuple
     check_loggers(config)
     data = data if data is not None else load_data(config.data, progress=config.train.progress)
     torch.manual_seed(config.train.seed)  # parameter initialisation, the same on every device
-    model = build_model(config.model, DataInfo(data.shape, data.levels)).to(place.device)
+    info = DataInfo(data.shape, data.levels)
+    model = build_model(config.model, info, ema_decay=config.train.ema_decay).to(place.device)
     if config.train.channels_last and has_convolutions(model):
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return data, model

@@ -104,6 +104,7 @@ class TrainConfig:
         "threads": (1, 4096),
         "max_steps": (1, 10**12),
         "max_seconds": (0.001, 10**9),
+        "ema_decay": (0.0, 0.999999),
     }
 
     epochs: int = 10
@@ -118,6 +119,9 @@ class TrainConfig:
     step_size_epochs: int = 10  # schedule=step: decay every this many epochs
     step_gamma: float = 0.5
     grad_clip: float | None = None  # max global grad norm
+    # an exponential moving average of the weights, which sampling and evaluation use (0:
+    # none; null: the family's default, 0.999 for the GAN's generator and none elsewhere)
+    ema_decay: float | None = None
     early_stopping_patience: int | None = None  # epochs without validation improvement
     checkpoint_every: int = 1  # epochs between training-state checkpoints
     checkpoint_every_steps: int | None = None  # also every this many optimisation steps
@@ -161,6 +165,8 @@ class TrainConfig:
             raise ConfigError(f"train.grad_clip must be positive or null, got {self.grad_clip}")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ConfigError("train.early_stopping_patience must be >= 1 or null")
+        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"train.ema_decay must be in [0, 1) or null, got {self.ema_decay}")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ConfigError(f"train.max_seconds must be positive or null, got {self.max_seconds}")
         if self.max_steps is not None and self.max_steps < 1:
@@ -179,6 +185,7 @@ class EvalConfig:
 
     RANGES: ClassVar[Ranges] = {
         "iwae_k": (1, 1_000_000),
+        "dequant_k": (1, 100_000),
         "batch_size": (1, 1_000_000),
         "seed": SEED_RANGE,
         "max_images": (1, 10**9),
@@ -197,6 +204,9 @@ class EvalConfig:
 
     metrics: tuple[str, ...] | None = None  # None: every metric the registry runs by default
     iwae_k: int = 1000
+    # draws of the uniform dequantisation noise per test image for a continuous density (a
+    # flow); more than one gives the importance-weighted bound (nll_dequant_k<K>)
+    dequant_k: int = 1
     batch_size: int = 100  # test images per batch; IWAE splits each batch's k samples further
     seed: int = 1234
     max_images: int | None = None  # evaluate on the first N test images only (quick checks)
@@ -216,6 +226,7 @@ class EvalConfig:
     def __post_init__(self) -> None:
         for key in (
             "iwae_k",
+            "dequant_k",
             "batch_size",
             "num_samples",
             "pr_k",

@@ -133,7 +133,7 @@ def finetune(
     model, data = opened.model, opened.data
     results = finetune_comparison(
         model,
-        lambda: build_model(opened.config.model, model.data_info),
+        lambda: build_model(opened.config.model, model.data_info, ema_decay=0.0),
         data.tensor("train"),
         _labels(data, "train"),
         data.tensor("test"),

@@ -29,7 +29,7 @@ from genlab.models.base import (
     code_of,
     device_of,
 )
-from genlab.models.markov import require_chain, run_chain, snapshot_steps
+from genlab.models.markov.chain import require_chain, run_chain, snapshot_steps
 from genlab.reporting.plots import latent_scatter
 from genlab.resources import require_fits
 from genlab.runs import OpenRun, RunDir, device_overrides, open_run

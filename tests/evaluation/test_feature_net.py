@@ -26,6 +26,9 @@ class ImageBank(GenerativeModel):
         super().__init__(None, DataInfo(tuple(bank.shape[1:]), 256))
         self.bank = bank
 
+    def loss(self, x, phase, *, generator=None):  # noqa: ANN001, ANN201
+        raise NotImplementedError("a bank of images is not trained")
+
     def sample(self, n, *, generator=None, progress=False):  # noqa: ANN001, ANN201
         return self.bank[torch.randint(0, self.bank.shape[0], (n,), generator=generator)]
 

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from genlab.errors import ConfigError
 from genlab.models import DataInfo, build_model
-from genlab.models.ar_sampling import AutoregressiveModel, sample_autoregressive
-from genlab.models.masked import MaskedConv2d, to_input
+from genlab.models.autoregressive.masked import MaskedConv2d, to_input
+from genlab.models.autoregressive.sampling import AutoregressiveModel, sample_autoregressive
 
 FAMILIES = ["pixelcnn", "gated_pixelcnn", "pixelrnn", "pixelrnn-diagonal"]
 SMALL = {"channels": 12, "head_hidden": 12}  # four features per colour for RGB
@@ -164,7 +164,7 @@ def test_loss_and_exact_likelihood_agree(family):
 def test_masks_order_colours_at_the_centre_tap():
     """Mask A: output colour g sees input colours < g at the centre; mask B: <= g. Taps above
     and to the left are open for every colour pair, taps after the centre closed."""
-    from genlab.models.masked import build_mask, channel_groups
+    from genlab.models.autoregressive.masked import build_mask, channel_groups
 
     rgb = torch.arange(3)
     a = build_mask(rgb, rgb, (3, 3), (1, 1), "A")

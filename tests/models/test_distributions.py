@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from genlab.models.distributions import (
+from genlab.models.common.distributions import (
     LIKELIHOODS,
     DiagonalGaussian,
     standard_normal_log_prob,

@@ -8,16 +8,16 @@ import torch
 from genlab.config import TrainConfig
 from genlab.errors import ConfigError
 from genlab.models import DataInfo, build_model
-from genlab.models.gan import GAN
+from genlab.models.adversarial.gan import GAN
 from genlab.training.optim import build_optimizer
 
 SHAPE = (1, 8, 8)
 
 
-def gan(shape=SHAPE, **fields) -> GAN:
+def gan(shape=SHAPE, ema_decay=None, **fields) -> GAN:
     torch.manual_seed(0)
     spec = {"name": "gan", "channels": [8, 16], "hidden": [32], "latent_dim": 4, **fields}
-    return build_model(spec, DataInfo(shape, 256))
+    return build_model(spec, DataInfo(shape, 256), ema_decay=ema_decay)
 
 
 def real(n: int = 16, shape=SHAPE) -> torch.Tensor:
@@ -153,8 +153,9 @@ def test_losses_match_their_formulas(loss):
 
 
 def test_ema_update_is_exact():
-    """a <- d a + (1 - d) w with d = min(decay, (1 + n) / (10 + n)); only generator steps
-    update it; integer buffers are copied; generate() runs the averaged weights."""
+    """a <- d a + (1 - d) w with d = min(decay, (1 + n) / (10 + n)) after each iteration; it
+    follows the generator only; integer buffers are copied; within averaged() generate() runs
+    the averaged weights, and the live ones come back after."""
     model = gan(architecture="dcgan", ema_decay=0.5)
     ema = model.ema
     assert ema is not None
@@ -166,8 +167,9 @@ def test_ema_update_is_exact():
             for p in model.generator.parameters():
                 p.add_(torch.randn(p.shape, generator=g))
         model.after_step("discriminator")  # no effect
+        model.after_step("generator")  # no effect: the Trainer updates after the iteration
         assert int(ema.updates) == n
-        model.after_step("generator")
+        model.update_average()
         d = min(0.5, (1 + n) / (10 + n))
         live = dict(model.generator.state_dict())
         expected = {}
@@ -186,14 +188,21 @@ def test_ema_update_is_exact():
     reference.load_state_dict(ema.tensors())
     z = torch.randn(5, 4, generator=g)
     model.train()
-    torch.testing.assert_close(model.generate(z), torch.sigmoid(reference.eval()(z)))
+    before = copy.deepcopy(model.generator.state_dict())
+    with model.averaged():
+        torch.testing.assert_close(model.generate(z), torch.sigmoid(reference.eval()(z)))
     assert model.generator.training  # generate() restores the mode
+    after = model.generator.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the live weights are back
+    assert set(ema.tensors()) == set(model.generator.state_dict())  # the generator only
+    model.use_average()  # as a model loaded from a run
+    torch.testing.assert_close(model.generate(z), torch.sigmoid(reference.eval()(z)))
 
 
 def test_without_ema_sample_uses_the_live_generator():
     model = gan(architecture="mlp", ema_decay=0.0)
     assert model.ema is None
-    model.after_step("generator")
+    model.update_average()
     z = torch.randn(3, 4, generator=torch.Generator().manual_seed(2))
     s = model.sample(3, generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(s, torch.sigmoid(model.generator(z)))
@@ -224,7 +233,6 @@ def test_state_dict_holds_the_ema_as_buffers_not_parameters():
     "fields, match",
     [
         ({"loss": "l2"}, "model.loss"),
-        ({"ema_decay": 1.0}, "ema_decay"),
         ({"n_critic": 0}, "n_critic"),
         ({"betas": [0.5]}, "betas"),
         ({"d_lr": 0}, "d_lr"),

@@ -53,14 +53,15 @@ def train_gan(steps: int, batch: int = 128, seed: int = 0):
             "latent_dim": 2,
             "d_lr": 1e-3,
             "g_lr": 1e-3,
-            "ema_decay": 0.99,
         },
         DataInfo((1, 1, 2), 256),
+        ema_decay=0.99,
     )
     if steps:
         cfg = TrainConfig(epochs=1, seed=1, progress=False)
         result = Trainer(model, cfg, MixtureBatches(steps, batch, seed)).fit()
         assert result.steps == steps and result.finished
+    model.use_average()  # as a model loaded from its run folder
     return model.eval()
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from genlab.models import DataInfo, build_model
-from genlab.models.vae import VAE
+from genlab.models.latent.vae import VAE
 
 D, L, NOISE = 6, 2, 0.5
 
@@ -106,7 +106,7 @@ def test_iwae_converges_from_below_with_a_wrong_posterior():
 
 @pytest.mark.parametrize("chunk", [1, 7, 10_000])
 def test_chunking_does_not_change_the_estimate_distribution(chunk, monkeypatch):
-    import genlab.models.vae as vae_module
+    import genlab.models.latent.vae as vae_module
 
     monkeypatch.setattr(vae_module, "IWAE_CHUNK_ROWS", chunk)
     model, W, b = make_model(exact_posterior=True)

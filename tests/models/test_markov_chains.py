@@ -14,8 +14,8 @@ from genlab.errors import ConfigError
 from genlab.evaluation.markov_metrics import AIS_CAVEAT
 from genlab.models import DataInfo, build_model, load_run_config
 from genlab.models.base import Traits
-from genlab.models.boltzmann import base_rate_biases, exact_log_partition
-from genlab.models.markov import require_chain, snapshot_steps
+from genlab.models.markov.boltzmann import base_rate_biases, exact_log_partition
+from genlab.models.markov.chain import require_chain, snapshot_steps
 from genlab.reporting.claims import RunSummary, boltzmann_likelihood, chains_mix_slowly
 from genlab.runs import open_run
 
@@ -134,7 +134,7 @@ def test_walkback_needs_corruption_and_a_bernoulli_decoder():
 
 
 def summary(metrics):
-    return RunSummary("r", "rbm", Traits(density="estimate", markov_chain=True), "k", metrics, {})
+    return RunSummary("r", "rbm", Traits(density="estimate", sampling="chain"), "k", metrics, {})
 
 
 def test_claims_read_the_chain_and_ais_metrics():

@@ -9,7 +9,7 @@ import torch
 from scipy.stats import chisquare
 
 from genlab.models import DataInfo, build_model
-from genlab.models.boltzmann import (
+from genlab.models.markov.boltzmann import (
     ais_betas,
     ais_log_partition,
     base_rate_biases,

@@ -9,7 +9,7 @@ from genlab.models import load_run_config
 from genlab.training.checkpoint import load_state
 
 GAN_SETTINGS = {
-    "dcgan": ["model.name=gan", "model.channels=[8,16]", "model.ema_decay=0.9"],
+    "dcgan": ["model.name=gan", "model.channels=[8,16]", "train.ema_decay=0.9"],
     "mlp-wgan-sn": [
         "model.name=gan",
         "model.architecture=mlp",

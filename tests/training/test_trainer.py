@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from genlab import api
 from genlab.errors import TrainingDiverged
 from genlab.models import load_run_config
-from genlab.models.vae import VAE
+from genlab.models.latent.vae import VAE
 from genlab.runs import RunDir
 from genlab.training.callbacks import sample_diversity
 

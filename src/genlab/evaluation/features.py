@@ -6,7 +6,7 @@ import torch
 
 from genlab.errors import RunError
 from genlab.models.base import GenerativeModel, SupportsEncode, code_of, device_of
-from genlab.models.distributions import DiagonalGaussian
+from genlab.models.common.distributions import DiagonalGaussian
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ from genlab.evaluation.sample_quality import (
     precision_recall,
 )
 from genlab.models.base import SupportsMarkovChain, SupportsPartitionEstimate
-from genlab.models.markov import run_chain
+from genlab.models.markov.chain import run_chain
 
 AIS_CAVEAT = (
     "AIS tends to under-estimate log Z (its estimate is unbiased for Z, so biased low for "

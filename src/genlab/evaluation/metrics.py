@@ -26,6 +26,7 @@ import torch
 from genlab.evaluation.bits import bits_per_dim
 from genlab.evaluation.context import EvalContext
 from genlab.models.base import (
+    LogLikelihood,
     SupportsElbo,
     SupportsLikelihood,
     SupportsPartitionEstimate,
@@ -82,7 +83,9 @@ def mean_and_sem(values: torch.Tensor) -> tuple[float, float]:
 class NegativeLogLikelihood(Metric):
     description = (
         "-log p(x) on the test set in nats and bits/dim: exact for autoregressive models, the "
-        "IWAE bound with eval.iwae_k samples for VAEs (named nll_iwae_k<K>)"
+        "IWAE bound with eval.iwae_k samples for VAEs (named nll_iwae_k<K>), and for a "
+        "continuous density on dequantised data the bound on the discrete image's likelihood "
+        "(nll_dequant_k<K>, K draws of the uniform noise)"
     )
 
     def format(self, entry: dict[str, Any]) -> str:
@@ -101,29 +104,51 @@ class NegativeLogLikelihood(Metric):
     def compute(self, ctx: EvalContext) -> MetricResult:
         model = cast(SupportsLikelihood, ctx.model)  # checked by not_applicable
         cfg, info, generator = ctx.cfg, ctx.info, ctx.generator()
-        values, mc_var = [], []
-        kind = "exact"
+        values, continuous, mc_var = [], [], []
+        first: LogLikelihood | None = None
+        k = cfg.dequant_k if ctx.model.traits.dequantised else cfg.iwae_k
         for x in ctx.batch_bar("nll"):
-            result = model.log_likelihood(x, k=cfg.iwae_k, generator=generator)
-            kind = result.kind
-            values.append(-result.values.cpu().double())
+            result = model.log_likelihood(x, k=k, generator=generator)
+            first = first or result
+            continuous.append(-result.values.cpu().double())
+            values.append(-result.discrete(info.num_dims).values.cpu().double())
             if result.stderr is not None:
                 mc_var.append(result.stderr.cpu().double().square())
+        assert first is not None  # the test split is never empty
         nll = torch.cat(values)
         mean, sem_images = mean_and_sem(nll)
-        name = {"exact": "nll_exact", "iwae_bound": f"nll_iwae_k{cfg.iwae_k}"}.get(
-            kind, f"nll_{kind}"
-        )
+        kind = first.discrete(info.num_dims).kind
         details: dict[str, Any] = {
             "kind": kind,
             "bits_per_dim": bits_per_dim(mean, info.num_dims),
             "stderr_images": sem_images,
             "images": nll.numel(),
         }
+        if first.of == "dequantised":
+            assert first.levels is not None
+            # the continuous density's own NLL; its bits/dim with the dequantisation term are
+            # those of the bound above, by the one definition of bits/dim
+            density_nll = torch.cat(continuous).mean().item()
+            details["bits_per_dim"] = bits_per_dim(
+                density_nll, info.num_dims, continuous_density_levels=first.levels
+            )
+            details["continuous_nll_nats"] = density_nll
+            details["dequantisation"] = f"uniform, {first.samples} draw(s) of u per image"
         if kind == "iwae_bound":
             details["k"] = cfg.iwae_k
+        if mc_var:
             details["stderr_mc"] = math.sqrt(torch.cat(mc_var).sum().item()) / nll.numel()
-        return MetricResult(name, mean, "nats", details)
+        return MetricResult(self.name_of(first, cfg.iwae_k), mean, "nats", details)
+
+    @staticmethod
+    def name_of(result: LogLikelihood, iwae_k: int) -> str:
+        """The metric's name carries its protocol: ``nll_exact``, ``nll_iwae_k1000``,
+        ``nll_dequant_k1`` (a dequantised density's bound with k draws of u per image)."""
+        if result.of == "dequantised":
+            return f"nll_dequant_k{result.samples}"
+        return {"exact": "nll_exact", "iwae_bound": f"nll_iwae_k{iwae_k}"}.get(
+            result.kind, f"nll_{result.kind}"
+        )
 
 
 @dataclass

@@ -26,7 +26,7 @@ from genlab.evaluation.context import EvalContext
 from genlab.evaluation.features import encode_images
 from genlab.evaluation.metrics import METRICS, Metric, MetricResult
 from genlab.evaluation.probe import probe_features
-from genlab.models.ar_sampling import AutoregressiveModel, sample_autoregressive
+from genlab.models.autoregressive.sampling import AutoregressiveModel, sample_autoregressive
 from genlab.models.base import SupportsEncode, SupportsSample, device_of
 
 NAIVE_BATCH = 2  # images drawn by both autoregressive samplers for the speed-up

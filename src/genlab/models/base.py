@@ -8,16 +8,24 @@ metric as not applicable when a model lacks the capability it needs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+from abc import ABCMeta, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 import torch
 from torch import nn
 
 from genlab.config import ModelConfig
+from genlab.models.common.ema import ExponentialMovingAverage
+from genlab.models.declarations import TinyConfig, Traits, ZooEntry
 
-LikelihoodKind = Literal["exact", "iwae_bound", "elbo"]
+# exact; a lower bound (importance-weighted, the ELBO, a dequantisation bound); an estimate
+LikelihoodKind = Literal["exact", "iwae_bound", "elbo", "dequantised_bound", "estimate"]
+LikelihoodOf = Literal["discrete", "dequantised"]
+ConfigT = TypeVar("ConfigT", bound=ModelConfig)
 
 
 @dataclass(frozen=True)
@@ -31,19 +39,6 @@ class DataInfo:
     def num_dims(self) -> int:
         c, h, w = self.shape
         return c * h * w
-
-
-@dataclass(frozen=True)
-class Traits:
-    """What kind of generative model a family is: reports and the claims table select runs by
-    these, never by family name. (What a model can *do* is checked by the protocols below.)"""
-
-    density: Literal["exact", "bound", "estimate", "implicit", "none"]
-    autoregressive: bool = False  # p(x) = prod_i p(x_i | x_<i); samples pixel by pixel
-    encoder: bool = False  # maps images to codes (features for probes and fine-tuning)
-    variational: bool = False  # q(z|x) fitted by variational inference: codes are posteriors
-    adversarial: bool = False  # trained against a discriminator (an implicit density)
-    markov_chain: bool = False  # samples are drawn by running a Markov chain (RBM, DAE)
 
 
 @dataclass(frozen=True)
@@ -63,30 +58,74 @@ class Phase:
 
 @dataclass(frozen=True)
 class LogLikelihood:
-    """Per-image log p(x) in nats, and whether it is exact or a lower bound (and which)."""
+    """Per-image log-likelihoods in nats, and what they are the likelihood of.
+
+    ``of="discrete"``: log P(x) of the observed pixel values (Bernoulli, discretised logistic,
+    categorical-256), exact or a lower bound as ``kind`` says.
+
+    ``of="dequantised"``: log p(y) of a *continuous* density on [0, 1]^D at the dequantised
+    image y = (x_int + u) / levels, u ~ U[0, 1)^D (Theis et al. 2016), averaged over
+    ``samples`` draws of u (importance-weighted when more than one). Such a value is not a
+    probability of the image; :meth:`discrete` turns it into a lower bound on one.
+    """
 
     values: torch.Tensor  # (B,) nats
-    kind: LikelihoodKind
+    kind: LikelihoodKind  # how the values stand to log-likelihood: exact, a bound, an estimate
     stderr: torch.Tensor | None = None  # (B,) Monte-Carlo standard error of each value, if any
+    of: LikelihoodOf = "discrete"
+    levels: int | None = None  # dequantised: pixel levels L of the data (256 for 8-bit)
+    samples: int = 1  # draws (of z for a VAE's bound, of u for dequantisation) per value
+
+    def __post_init__(self) -> None:
+        if (self.of == "dequantised") != (self.levels is not None):
+            raise ValueError("a dequantised likelihood needs levels; a discrete one has none")
+
+    def discrete(self, num_dims: int) -> LogLikelihood:
+        """The likelihood of the discrete image of ``num_dims`` pixel values: as it is for
+        ``of="discrete"``; for a dequantised density, the dequantisation bound
+        ``log P(x) >= E_u[log p((x + u) / L)] - D log L`` (Theis et al. 2016, section 3.1,
+        with the change of variables from [0, L)^D to [0, 1]^D), so every value shifts by
+        ``-D log L`` and becomes a Monte-Carlo lower bound, kind ``dequantised_bound``."""
+        if self.of == "discrete":
+            return self
+        assert self.levels is not None
+        shift = num_dims * math.log(self.levels)
+        return LogLikelihood(
+            self.values - shift, "dequantised_bound", self.stderr, "discrete", None, self.samples
+        )
 
 
-class GenerativeModel(nn.Module):
-    """Base class of every family.
+class GenerativeModel(nn.Module, Generic[ConfigT], metaclass=ABCMeta):
+    """Base class of every family: ``class VAE(GenerativeModel[VAEConfig])``.
 
-    Subclasses set ``config_class`` (a frozen ModelConfig dataclass), ``traits`` and a one-line
-    ``description``, take ``(config, data_info)`` in ``__init__`` and implement :meth:`loss`;
-    registering the class in :data:`~genlab.models.MODELS` sets ``family``, its name.
+    A family declares, as class attributes, everything the rest of genlab needs:
+
+    - ``config_class``: its frozen :class:`~genlab.config.ModelConfig` dataclass;
+    - ``traits``: what kind of model it is and how its sampling costs (:class:`Traits`);
+    - ``description``: one line, shown by ``genlab list``;
+    - ``tiny_configs``: named :class:`TinyConfig` s that the tests build and train;
+    - ``zoo_entries``: how ``genlab zoo`` trains it (none: the zoo leaves it out);
+    - ``default_ema_decay``: the weight average it samples from unless ``train.ema_decay``
+      says otherwise (0: none).
+
+    It takes ``(config, data_info)`` in ``__init__`` and implements :meth:`loss`, and the
+    capability protocols below that it has. Registering the class with
+    ``@MODELS.register("name")`` names it; nothing else lists families.
     """
 
     family: ClassVar[str] = ""
     config_class: ClassVar[type[ModelConfig]]
     traits: ClassVar[Traits]
-    description: ClassVar[str] = ""  # one line, shown by `genlab list`
+    description: ClassVar[str] = ""
+    tiny_configs: ClassVar[dict[str, TinyConfig]] = {}
+    zoo_entries: ClassVar[tuple[ZooEntry, ...]] = ()
+    default_ema_decay: ClassVar[float] = 0.0
 
-    def __init__(self, config: Any, data_info: DataInfo) -> None:
+    def __init__(self, config: ConfigT, data_info: DataInfo) -> None:
         super().__init__()
-        self.config = config
+        self.config: ConfigT = config
         self.data_info = data_info
+        self.ema: ExponentialMovingAverage | None = None
 
     def phases(self) -> list[Phase]:
         """The optimisation phases, run in order every training iteration."""
@@ -94,9 +133,10 @@ class GenerativeModel(nn.Module):
 
     def after_step(self, phase: str) -> None:
         """Called by the Trainer after each optimiser step of ``phase``: the place for state
-        that a schedule advances (KL warm-up, an exponential moving average of weights). Such
-        state lives in buffers, so checkpoints hold it. The default does nothing."""
+        that a schedule advances (KL warm-up). Such state lives in buffers, so checkpoints
+        hold it. The default does nothing."""
 
+    @abstractmethod
     def loss(
         self, x: torch.Tensor, phase: str, *, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
@@ -107,7 +147,41 @@ class GenerativeModel(nn.Module):
         family may anneal its objective (KL warm-up); in eval mode (validation) it always
         returns the final objective, so validation losses compare across epochs.
         """
-        raise NotImplementedError
+
+    # -- the average of weights -----------------------------------------------------------
+    def averaged_module(self) -> nn.Module:
+        """The network whose weights an exponential moving average follows: the whole model
+        by default; a GAN averages its generator only."""
+        return self
+
+    def keep_average(self, decay: float) -> None:
+        """Follow the weights of :meth:`averaged_module` with an exponential moving average of
+        ``decay`` (0: none), held in the ``ema`` submodule. Called once, when the model is
+        built, before its weights are loaded."""
+        if self.ema is not None:
+            raise RuntimeError("the model already keeps an average of its weights")
+        if decay > 0:
+            self.ema = ExponentialMovingAverage(self.averaged_module(), decay)
+
+    def update_average(self) -> None:
+        """One step of the average; the Trainer calls it after each training iteration."""
+        if self.ema is not None:
+            self.ema.update(self.averaged_module())
+
+    @contextmanager
+    def averaged(self) -> Iterator[None]:
+        """Within the block the model computes with its averaged weights (if it keeps an
+        average); the trained weights come back afterwards."""
+        if self.ema is None:
+            yield
+            return
+        with self.ema.swapped_into(self.averaged_module()):
+            yield
+
+    def use_average(self) -> None:
+        """From now on compute with the averaged weights (a model loaded to evaluate)."""
+        if self.ema is not None:
+            self.ema.copy_to(self.averaged_module())
 
 
 @runtime_checkable
@@ -187,7 +261,7 @@ class SupportsMarkovChain(Protocol):
 @runtime_checkable
 class SupportsPartitionEstimate(Protocol):
     """An energy-based model: its free energy F(x) (p(x) = exp(-F(x)) / Z) and an estimate of
-    log Z (AIS, see :mod:`genlab.models.boltzmann`)."""
+    log Z (AIS, see :mod:`genlab.models.markov.boltzmann`)."""
 
     def free_energy(self, x: torch.Tensor) -> torch.Tensor: ...
 

@@ -41,9 +41,27 @@ def run_config_from_dict(tree: Mapping[str, Any]) -> RunConfig:
     the model section is checked first, so a bad key fails before any data is touched."""
     if not isinstance(tree, Mapping):
         raise ConfigError(f"a run config must be a mapping of sections, got {tree!r}")
-    sections = dict(tree)
+    sections = _moved_settings(dict(tree))
     model = parse_model_config(sections.pop("model", None))
     return parse_dataclass(RunConfig, {**sections, "model": model}, "")
+
+
+def _moved_settings(sections: dict[str, Any]) -> dict[str, Any]:
+    """A config written before a setting moved reads as today's: ``model.ema_decay`` (the GAN's
+    own until every family could keep an average) is ``train.ema_decay``."""
+    model, train = sections.get("model"), sections.get("train")
+    if isinstance(model, Mapping) and "ema_decay" in model:
+        if train is not None and not isinstance(train, Mapping):
+            return sections
+        train = dict(train or {})
+        if "ema_decay" in train:
+            raise ConfigError(
+                "model.ema_decay and train.ema_decay are one setting: keep train.ema_decay"
+            )
+        model = dict(model)
+        train["ema_decay"] = model.pop("ema_decay")
+        sections = {**sections, "model": model, "train": train}
+    return sections
 
 
 def load_run_config(

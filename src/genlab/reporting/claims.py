@@ -208,8 +208,8 @@ def _fd_comparison(runs: list[RunSummary]) -> tuple[str, str]:
 
 def autoregressive_slow(runs: list[RunSummary]) -> tuple[str, str]:
     ar = _best(_autoregressive(runs), "sample_images_per_s", lower_is_better=False)
-    # against samplers that draw an image in one pass: a Markov chain is iterative too
-    others = [r for r in runs if not (r.traits.autoregressive or r.traits.markov_chain)]
+    # against samplers that draw an image in one network pass (not chains or iterative ones)
+    others = [r for r in runs if r.traits.sampling == "one_pass"]
     fast = _best(others, "sample_images_per_s", lower_is_better=True)
     if ar is None or fast is None:
         return "not measured", "evaluate an autoregressive run and another sampler"
@@ -225,7 +225,8 @@ def autoregressive_slow(runs: list[RunSummary]) -> tuple[str, str]:
             f"{ar_m['cached_speedup']:.0f}x faster on the same {ar_m['speedup_batch']} images"
         )
     return verdict_of(ratio >= 10), text + (
-        "; holds at >= 10x slower than the slowest one-pass sampler (Markov chains excluded)"
+        "; holds at >= 10x slower than the slowest one-pass sampler (chains and iterative "
+        "samplers excluded)"
     )
 
 

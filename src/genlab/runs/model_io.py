@@ -94,13 +94,15 @@ def check_against(path: Path, model: torch.nn.Module) -> None:
 
 
 def load_model(run: RunDir, config: RunConfig | None = None) -> GenerativeModel:
-    """The exported model, in eval mode, on the CPU (move it where you need it)."""
+    """The exported model, in eval mode, on the CPU (move it where you need it); a run that
+    kept an average of its weights (``train.ema_decay``) computes with the average."""
     require_model(run)
     config = config or run.read_config()
-    model = build_model(config.model, run.data_info())
+    model = build_model(config.model, run.data_info(), ema_decay=config.train.ema_decay)
     check_against(run.model_path, model)
     try:
         model.load_state_dict(load_file(str(run.model_path)))
     except (RuntimeError, OSError, SafetensorError) as exc:
         raise RunError(f"{run.model_path} cannot be loaded ({exc})") from None
+    model.use_average()  # a model kept for evaluation computes with its averaged weights
     return model.eval()

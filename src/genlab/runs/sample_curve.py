@@ -15,7 +15,8 @@ Measuring is not training: the Trainer has timed the epoch's batches (the record
 ``seconds``, from which reports draw quality against compute) before any callback runs, so
 neither a measurement nor the feature network's training on first use counts; torch's
 global RNG is restored after each measurement, so a run with the curve trains exactly as
-one without it. Markov-chain samplers (RBM, denoising autoencoder) are skipped silently:
+one without it. Markov-chain samplers (``Traits.sampling == "chain"``: RBM, denoising
+autoencoder) are skipped silently:
 their samples depend on a chain length, which the ``chain`` metric measures. A model that
 cannot sample, or data without labels for the feature network, get one note and no curve.
 """
@@ -49,13 +50,15 @@ def fd_key(n: int) -> str:
 
 def draw_samples(model: GenerativeModel, n: int, seed: int, device: torch.device) -> torch.Tensor:
     """n samples (n, C, H, W) in [0, 1] as evaluation draws them: eval mode, no gradients, one
-    generator seeded ``seed`` on ``device``, batches of SAMPLE_BATCH; the model's mode is
-    restored after."""
+    generator seeded ``seed`` on ``device``, batches of SAMPLE_BATCH, from the averaged
+    weights where the model keeps an average; the model's mode and weights are restored
+    after."""
     sampler: Any = model
     training = model.training
     model.eval()
     try:
-        return draw_in_batches(sampler.sample, n, noise.generator(seed, device))
+        with model.averaged():
+            return draw_in_batches(sampler.sample, n, noise.generator(seed, device))
     finally:
         model.train(training)
 
@@ -80,8 +83,10 @@ class SampleCurve(Callback):
         """None when the curve is measured; "" to skip silently; otherwise why it cannot be."""
         if self.every == 0:
             return ""
-        chain = isinstance(model, SupportsMarkovChain) and model.chain_not_available() is None
-        if model.traits.markov_chain or chain:
+        runs_chain = not (
+            isinstance(model, SupportsMarkovChain) and model.chain_not_available() is not None
+        )
+        if model.traits.sampling == "chain" and runs_chain:
             return ""
         if not isinstance(model, SupportsSample):
             return f"the {model.family} family cannot sample"

@@ -143,7 +143,7 @@ class SampleGrids(Callback):
         if epoch % self.every and epoch != trainer.cfg.epochs:
             return
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), trainer.model.averaged():
             images = model.sample(SAMPLE_GRID, generator=noise.generator(0, trainer.device))
         images = images.cpu()
         trainer.model.train()

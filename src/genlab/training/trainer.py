@@ -323,6 +323,7 @@ class Trainer:
             self.schedulers[phase.name].step()
             prefix = "" if len(self.phases) == 1 else f"{phase.name}/"
             logged.update({prefix + k: v.detach().float() for k, v in terms.items()})
+        self.model.update_average()
         return logged
 
     def _mean_over_ranks(

@@ -32,9 +32,7 @@ from torch import nn
 
 from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
-from genlab.models.ar_sampling import ARCache, AutoregressiveModel
-from genlab.models.base import DataInfo
-from genlab.models.masked import (
+from genlab.models.autoregressive.masked import (
     AUTOREGRESSIVE_RANGES,
     MaskedConv2d,
     OutputHead,
@@ -42,6 +40,9 @@ from genlab.models.masked import (
     channel_groups,
     gate_groups,
 )
+from genlab.models.autoregressive.sampling import AR_TRAIN, ARCache, AutoregressiveModel
+from genlab.models.base import DataInfo
+from genlab.models.declarations import BINARISED, TinyConfig, ZooEntry
 from genlab.models.registry import MODELS
 
 
@@ -248,11 +249,22 @@ class DiagonalBiLSTM(nn.Module):
 
 
 @MODELS.register("pixelrnn")
-class PixelRNN(AutoregressiveModel):
+class PixelRNN(AutoregressiveModel[PixelRNNConfig]):
     """PixelRNN: Row LSTM or Diagonal BiLSTM layers between masked convolutions."""
 
     config_class = PixelRNNConfig
     description = "PixelRNN: Row LSTM or Diagonal BiLSTM layers, exact NLL"
+    tiny_configs = {"pixelrnn": TinyConfig({"channels": 8, "layers": 1, "head_hidden": 8})}
+    zoo_entries = (
+        ZooEntry(
+            "pixelrnn",
+            BINARISED,
+            0.20,
+            3,
+            {"channels": 16, "layers": 2, "kernel": 3, "first_kernel": 7, "head_hidden": 64},
+            AR_TRAIN,
+        ),
+    )
 
     def __init__(self, config: PixelRNNConfig, data_info: DataInfo) -> None:
         super().__init__(config, data_info)

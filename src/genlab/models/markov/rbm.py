@@ -8,7 +8,8 @@ bitwise exact). The value the Trainer logs and validates as ``loss`` is the pseu
 log-likelihood (Besag 1975; one random pixel per image, times V), a consistent proxy that is
 comparable between epochs and between training and validation; the CD gradient is attached to
 it, so the optimiser sees the CD update. The likelihood itself needs log Z, estimated by AIS at
-evaluation (:func:`genlab.models.boltzmann.ais_log_partition`). Samples come from Gibbs chains.
+evaluation (:func:`genlab.models.markov.boltzmann.ais_log_partition`).
+Samples come from Gibbs chains.
 Grey-level data are not supported (a Gaussian–Bernoulli RBM is not part of genlab).
 """
 
@@ -25,8 +26,9 @@ from torch import nn
 from genlab import noise
 from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
-from genlab.models.base import DataInfo, GenerativeModel, Traits
-from genlab.models.boltzmann import (
+from genlab.models.base import DataInfo, GenerativeModel
+from genlab.models.declarations import BINARISED, TinyConfig, Traits, ZooEntry
+from genlab.models.markov.boltzmann import (
     AisEstimate,
     ais_log_partition,
     base_rate_biases,
@@ -35,8 +37,10 @@ from genlab.models.boltzmann import (
     free_energy,
     gibbs_step,
 )
-from genlab.models.markov import run_chain
+from genlab.models.markov.chain import run_chain
 from genlab.models.registry import MODELS
+
+ZOO_EPOCHS = 10  # the zoo's fixed epoch count for the RBM
 
 
 @dataclass(frozen=True)
@@ -64,14 +68,38 @@ class RBMConfig(ModelConfig):
 
 
 @MODELS.register("rbm")
-class RBM(GenerativeModel):
+class RBM(GenerativeModel[RBMConfig]):
     """Bernoulli–Bernoulli RBM: CD-k / PCD training, Gibbs sampling, AIS likelihood."""
 
     config_class = RBMConfig
     started: torch.Tensor
     chains: torch.Tensor
-    traits = Traits(density="estimate", markov_chain=True)
+    traits = Traits(density="estimate", sampling="chain")
     description = "restricted Boltzmann machine: CD-k or PCD, Gibbs sampling, AIS likelihood"
+    tiny_configs = {
+        "rbm_pcd": TinyConfig({"hidden": 12, "persistent": True, "chains": 7}),
+        "rbm_cd3": TinyConfig({"hidden": 12, "cd_k": 3}),
+    }
+    # as configs/rbm_fashion.yaml: PCD needs its learning rate to decay, so a fixed epoch count
+    # (about 40 s on 2 cores for Fashion-MNIST) rather than the time limit ends its training
+    zoo_entries = (
+        ZooEntry(
+            "rbm",
+            BINARISED,
+            0.0,
+            ZOO_EPOCHS,
+            {"hidden": 500, "cd_k": 1, "persistent": True, "chains": 100},
+            {
+                "epochs": ZOO_EPOCHS,
+                "batch_size": 100,
+                "lr": 1e-3,
+                "schedule": "cosine",
+                "weight_decay": 1e-4,
+            },
+            cheap=True,
+            fixed_epochs=True,
+        ),
+    )
 
     def __init__(self, config: RBMConfig, data_info: DataInfo) -> None:
         super().__init__(config, data_info)

@@ -18,11 +18,12 @@ Losses, with s = D(x) the unbounded score:
   GP = E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = e x_real + (1 - e) x_fake, e ~ U(0, 1) per
   image; G minimises -s_fake.
 
-The architectures are DCGAN (Radford et al. 2016) or an MLP (see :mod:`genlab.models.gan_nets`);
+The architectures are DCGAN (Radford et al. 2016) or an MLP (see
+:mod:`genlab.models.adversarial.gan_nets`);
 ``spectral_norm`` normalises every discriminator weight by its largest singular value (Miyato
 et al. 2018). Samples come from an exponential moving average of the generator's weights
-(Karras et al. 2018; Yazici et al. 2019), kept in buffers so that checkpoints hold it and it
-is never trained. A GAN has no likelihood: evaluation reports likelihood metrics as not
+(Karras et al. 2018; Yazici et al. 2019; :mod:`genlab.models.common.ema`), which a GAN keeps by
+default (``train.ema_decay``). A GAN has no likelihood: evaluation reports likelihood metrics as not
 applicable.
 """
 
@@ -36,18 +37,18 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from genlab import noise
 from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
-from genlab.models.base import DataInfo, GenerativeModel, Phase, Traits
-from genlab.models.gan_nets import (
+from genlab.models.adversarial.gan_nets import (
     DCGANDiscriminator,
     DCGANGenerator,
     MLPDiscriminator,
     MLPGenerator,
 )
+from genlab.models.base import DataInfo, GenerativeModel, Phase
+from genlab.models.declarations import GREY, TinyConfig, Traits, ZooEntry
 from genlab.models.registry import MODELS
 
 
@@ -58,7 +59,6 @@ class GANConfig(ModelConfig):
         "channels": (1, 4096),
         "hidden": (1, 100_000),
         "gp_weight": (0.0, 1e6),
-        "ema_decay": (0.0, 0.999999),
         "n_critic": (1, 100),
         "d_lr": (1e-12, 10.0),
         "g_lr": (1e-12, 10.0),
@@ -71,7 +71,6 @@ class GANConfig(ModelConfig):
     loss: Literal["non_saturating", "hinge", "wgan_gp"] = "non_saturating"
     gp_weight: float = 10.0  # wgan_gp: weight of the gradient penalty
     spectral_norm: bool = False  # on every discriminator weight
-    ema_decay: float = 0.999  # generator EMA used by sample/generate; 0 samples the live one
     n_critic: int = 1  # discriminator steps per generator step
     d_lr: float = 2e-4
     g_lr: float = 2e-4
@@ -86,56 +85,12 @@ class GANConfig(ModelConfig):
             raise ConfigError("model.hidden entries must be >= 1")
         if self.gp_weight < 0:
             raise ConfigError(f"model.gp_weight must be >= 0, got {self.gp_weight}")
-        if not 0 <= self.ema_decay < 1:
-            raise ConfigError(f"model.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.n_critic < 1:
             raise ConfigError(f"model.n_critic must be >= 1, got {self.n_critic}")
         if self.d_lr <= 0 or self.g_lr <= 0:
             raise ConfigError("model.d_lr and model.g_lr must be positive")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"model.betas must be two numbers in [0, 1), got {list(self.betas)}")
-
-
-class ExponentialMovingAverage(nn.Module):
-    """A running average of a module's parameters and floating-point buffers, held as buffers.
-
-    After update n (counting from 0) the average is ``a <- d_n a + (1 - d_n) w`` with
-    ``d_n = min(decay, (1 + n) / (10 + n))``: the warm-up keeps the average from remembering
-    the random initialisation (the schedule of TensorFlow's ExponentialMovingAverage).
-    Integer buffers (batch norm's step counter) are copied.
-    """
-
-    updates: torch.Tensor  # a buffer (registered in __init__), typed for nn.Module.__getattr__
-
-    def __init__(self, source: nn.Module, decay: float) -> None:
-        super().__init__()
-        self.decay = decay
-        self.names: dict[str, str] = {}  # source name -> buffer name
-        for name, tensor in [*source.named_parameters(), *source.named_buffers()]:
-            key = "avg_" + name.replace(".", "_")
-            self.names[name] = key
-            self.register_buffer(key, tensor.detach().clone())
-        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
-
-    def current_decay(self) -> float:
-        """The decay the next update uses."""
-        n = int(self.updates)
-        return min(self.decay, (1 + n) / (10 + n))
-
-    @torch.no_grad()
-    def update(self, source: nn.Module) -> None:
-        d = self.current_decay()
-        for name, tensor in [*source.named_parameters(), *source.named_buffers()]:
-            average = getattr(self, self.names[name])
-            if tensor.is_floating_point():
-                average.mul_(d).add_(tensor.detach(), alpha=1 - d)
-            else:
-                average.copy_(tensor)
-        self.updates += 1
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        """The averaged tensors under the source module's names (for ``functional_call``)."""
-        return {name: getattr(self, key) for name, key in self.names.items()}
 
 
 @contextmanager
@@ -152,12 +107,29 @@ def _frozen(module: nn.Module) -> Iterator[None]:
 
 
 @MODELS.register("gan")
-class GAN(GenerativeModel):
+class GAN(GenerativeModel[GANConfig]):
     """GAN with DCGAN or MLP networks, non-saturating/hinge/WGAN-GP losses and a generator EMA."""
 
     config_class = GANConfig
-    traits = Traits(density="implicit", adversarial=True)
+    traits = Traits(density="implicit", sampling="one_pass", adversarial=True)
     description = "GAN (dcgan/mlp), non-saturating/hinge/WGAN-GP, spectral norm, generator EMA"
+    default_ema_decay = 0.999  # samples from the generator's average unless train.ema_decay=0
+    tiny_configs = {
+        "dcgan": TinyConfig({"channels": [8, 16], "latent_dim": 8}, 256, {"ema_decay": 0.9}),
+        "mlp_gan": TinyConfig({"architecture": "mlp", "hidden": [16], "latent_dim": 4}),
+    }
+    zoo_entries = (
+        ZooEntry(
+            "gan-grey",
+            GREY,
+            0.25,
+            5,
+            # half the DCGAN widths of configs/dcgan_fashion.yaml: 2.5x the images per CPU
+            # second and a lower FD within the zoo's minutes (BENCHMARKS.md)
+            {"architecture": "dcgan", "latent_dim": 64, "channels": [32, 64]},
+            {"batch_size": 64, "fd_every": 1, "fd_samples": 1000},
+        ),
+    )
 
     def __init__(self, config: GANConfig, data_info: DataInfo) -> None:
         super().__init__(config, data_info)
@@ -175,11 +147,6 @@ class GAN(GenerativeModel):
         else:
             self.generator = MLPGenerator(config.latent_dim, shape, config.hidden)
             self.discriminator = MLPDiscriminator(shape, config.hidden, spectral_norm=sn)
-        self.ema = (
-            ExponentialMovingAverage(self.generator, config.ema_decay)
-            if config.ema_decay > 0
-            else None
-        )
 
     # -- the contract ---------------------------------------------------------------------
     def phases(self) -> list[Phase]:
@@ -196,10 +163,10 @@ class GAN(GenerativeModel):
             Phase("generator", self.generator.parameters, lr=cfg.g_lr, betas=betas),
         ]
 
-    def after_step(self, phase: str) -> None:
-        """Update the generator EMA after every generator step."""
-        if phase == "generator" and self.ema is not None:
-            self.ema.update(self.generator)
+    def averaged_module(self) -> nn.Module:
+        """The average of weights (``train.ema_decay``, 0.999 by default) follows the
+        generator, updated after each generator step; the discriminator is never averaged."""
+        return self.generator
 
     def loss(
         self,
@@ -219,15 +186,13 @@ class GAN(GenerativeModel):
 
     # -- capabilities ---------------------------------------------------------------------
     def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Images (B, C, H, W) in [0, 1] for latents z (B, latent_dim), from the EMA generator
-        (the live one when ``ema_decay`` is 0), with batch norm in inference mode."""
+        """Images (B, C, H, W) in [0, 1] for latents z (B, latent_dim) from the generator, with
+        batch norm in inference mode. A model loaded from a run computes with the averaged
+        generator; during training, sample within :meth:`averaged` for the same."""
         was_training = self.generator.training
         self.generator.eval()
         try:
-            if self.ema is None:
-                logits = self.generator(z)
-            else:
-                logits = functional_call(self.generator, self.ema.tensors(), (z,))
+            logits = self.generator(z)
         finally:
             self.generator.train(was_training)
         return torch.sigmoid(logits)

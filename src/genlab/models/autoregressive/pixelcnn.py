@@ -26,9 +26,7 @@ from torch import nn
 
 from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
-from genlab.models.ar_sampling import ARCache, AutoregressiveModel
-from genlab.models.base import DataInfo
-from genlab.models.masked import (
+from genlab.models.autoregressive.masked import (
     AUTOREGRESSIVE_RANGES,
     MaskedConv2d,
     OutputHead,
@@ -36,6 +34,9 @@ from genlab.models.masked import (
     channel_groups,
     gate_groups,
 )
+from genlab.models.autoregressive.sampling import AR_TRAIN, ARCache, AutoregressiveModel
+from genlab.models.base import DataInfo
+from genlab.models.declarations import BINARISED, TinyConfig, ZooEntry
 from genlab.models.registry import MODELS
 
 
@@ -72,11 +73,25 @@ class PixelCNNConfig(ModelConfig):
 
 
 @MODELS.register("pixelcnn")
-class PixelCNN(AutoregressiveModel):
+class PixelCNN(AutoregressiveModel[PixelCNNConfig]):
     """PixelCNN with masked convolutions and residual blocks (has the upper-right blind spot)."""
 
     config_class = PixelCNNConfig
     description = "PixelCNN: masked convolutions (mask A, then B), residual blocks, exact NLL"
+    tiny_configs = {
+        "pixelcnn": TinyConfig({"channels": 8, "blocks": 1, "head_hidden": 8}),
+        "pixelcnn_grey": TinyConfig({"channels": 8, "blocks": 1, "head_hidden": 8}, 256),
+    }
+    zoo_entries = (
+        ZooEntry(
+            "pixelcnn",
+            BINARISED,
+            0.15,
+            3,
+            {"channels": 16, "blocks": 4, "kernel": 3, "first_kernel": 7, "head_hidden": 64},
+            AR_TRAIN,
+        ),
+    )
 
     def __init__(self, config: PixelCNNConfig, data_info: DataInfo) -> None:
         super().__init__(config, data_info)
@@ -140,11 +155,22 @@ def _gate(a: torch.Tensor) -> torch.Tensor:
 
 
 @MODELS.register("gated_pixelcnn")
-class GatedPixelCNN(AutoregressiveModel):
+class GatedPixelCNN(AutoregressiveModel[GatedPixelCNNConfig]):
     """Gated PixelCNN: vertical + horizontal stacks, gated activations, no blind spot."""
 
     config_class = GatedPixelCNNConfig
     description = "Gated PixelCNN: vertical/horizontal stacks, gated units, no blind spot"
+    tiny_configs = {"gated_pixelcnn": TinyConfig({"channels": 8, "layers": 2, "head_hidden": 8})}
+    zoo_entries = (
+        ZooEntry(
+            "gated_pixelcnn",
+            BINARISED,
+            0.20,
+            3,
+            {"channels": 24, "layers": 5, "kernel": 3, "first_kernel": 7, "head_hidden": 64},
+            AR_TRAIN,
+        ),
+    )
 
     def __init__(self, config: GatedPixelCNNConfig, data_info: DataInfo) -> None:
         super().__init__(config, data_info)

@@ -26,8 +26,9 @@ import torch.nn.functional as F
 from genlab import noise
 from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
-from genlab.models.base import DataInfo, GenerativeModel, Traits
-from genlab.models.layers import DECODERS, ENCODERS
+from genlab.models.base import DataInfo, GenerativeModel
+from genlab.models.common.layers import DECODERS, ENCODERS
+from genlab.models.declarations import BINARISED, TinyConfig, Traits, ZooEntry
 from genlab.models.registry import MODELS
 
 
@@ -70,12 +71,30 @@ class AEConfig(ModelConfig):
 
 
 @MODELS.register("ae")
-class Autoencoder(GenerativeModel):
-    """Autoencoder x -> z -> x', trained on reconstruction error."""
+class Autoencoder(GenerativeModel[AEConfig]):
+    """Autoencoder x -> z -> x', trained on reconstruction error. It samples only through the
+    denoising chain, so its sampling cost is a chain's."""
 
     config_class = AEConfig
-    traits = Traits(density="none", encoder=True)
+    traits = Traits(density="none", sampling="chain", encoder=True)
     description = "autoencoder in three generations (linear, mlp, conv), optionally denoising"
+    tiny_configs = {
+        "ae": TinyConfig({"hidden": [16], "code_dim": 3}),
+        "dae_walkback": TinyConfig(
+            {"hidden": [16], "code_dim": 3, "denoising": 0.3, "walkback": 2}
+        ),
+    }
+    zoo_entries = (
+        ZooEntry(
+            "ae",
+            BINARISED,
+            0.05,
+            5,
+            {"encoder": "conv", "channels": [32, 64], "code_dim": 20},
+            finetune=True,
+            cheap=True,
+        ),
+    )
 
     def __init__(self, config: AEConfig, data_info: DataInfo) -> None:
         super().__init__(config, data_info)

@@ -20,9 +20,10 @@ from torch import nn
 from genlab import noise
 from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
-from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood, Traits
-from genlab.models.distributions import LIKELIHOODS, DiagonalGaussian
-from genlab.models.layers import DECODERS, ENCODERS, MLPDecoder
+from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood
+from genlab.models.common.distributions import LIKELIHOODS, DiagonalGaussian
+from genlab.models.common.layers import DECODERS, ENCODERS, MLPDecoder
+from genlab.models.declarations import BINARISED, GREY, TinyConfig, Traits, ZooEntry
 from genlab.models.registry import MODELS
 
 # Rows (images x samples) decoded at once by log_likelihood: large enough for efficient
@@ -81,12 +82,37 @@ def resolve_likelihood(name: str, data_info: DataInfo) -> str:
 
 
 @MODELS.register("vae")
-class VAE(GenerativeModel):
+class VAE(GenerativeModel[VAEConfig]):
     """Variational autoencoder: Gaussian q(z|x), N(0, I) prior, ELBO or IWAE objective."""
 
     config_class = VAEConfig
-    traits = Traits(density="bound", encoder=True, variational=True)
+    traits = Traits(density="bound", sampling="one_pass", encoder=True, variational=True)
     description = "variational autoencoder (mlp/conv), ELBO or IWAE objective, IWAE likelihood"
+    tiny_configs = {
+        "vae": TinyConfig({"hidden": [32], "latent_dim": 4}),
+        "vae_warmup": TinyConfig({"hidden": [32], "latent_dim": 4, "kl_warmup_steps": 40}),
+        "vae_grey": TinyConfig({"hidden": [32], "latent_dim": 4, "likelihood": "logistic"}, 256),
+    }
+    zoo_entries = (
+        ZooEntry(
+            "vae",
+            BINARISED,
+            0.10,
+            20,
+            {"encoder": "mlp", "hidden": [400], "latent_dim": 20},
+            cheap=True,
+        ),
+        ZooEntry(
+            "vae-grey",
+            GREY,
+            0.05,
+            20,
+            {"encoder": "mlp", "hidden": [400], "latent_dim": 20, "likelihood": "logistic"},
+            {"fd_every": 5, "fd_samples": 1000},  # an epoch takes seconds: measure every fifth
+            eval={"iwae_k": 100},  # its bits/dim are context here: a cheaper bound
+            cheap=True,
+        ),
+    )
 
     kl_warmup_done: torch.Tensor  # a buffer, registered in __init__ when kl_warmup_steps > 0
 

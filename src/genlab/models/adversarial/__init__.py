@@ -1,0 +1,2 @@
+"""Implicit density, direct: generative adversarial networks (one-pass sampling, no
+likelihood)."""

@@ -1,0 +1,2 @@
+"""Pieces families share: observation distributions, encoder/decoder networks, the
+exponential moving average of weights."""
