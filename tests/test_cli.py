@@ -64,7 +64,7 @@ def test_list(capsys):
     "args, message",
     [
         (["--set", "train.epochz=1"], "unknown key 'train.epochz'"),
-        (["--set", "model.name=flow"], "valid models: ae, "),
+        (["--set", "model.name=wavenet"], "valid models: ae, "),
         (["--set", "data.name=imagenet"], "valid datasets:"),
         (["--set", "data.binarize=maybe"], "valid values"),
         (["--set", "model.likelihood=bernoulli", "--set", "data.binarize=none"], "2-level"),

@@ -30,7 +30,7 @@ def test_yaml_file_and_resolved_dict(tmp_path):
         ("data.binarize=sometimes", "valid values: 'dynamic', 'static', 'threshold', 'none'"),
         ("train.epochs=many", "train.epochs: expected an integer"),
         ("train.epochs=0", "train.epochs: 0 is outside the valid range [1, 1e+06]"),
-        ("model.name=flow", "valid models: ae, "),
+        ("model.name=wavenet", "valid models: ae, "),
         ("model.latent=3", "unknown key 'model.latent'"),
         ("model.encoder=rnn", "valid values: 'mlp', 'conv'"),
         ("train", "must look like key.subkey=value"),

@@ -161,6 +161,7 @@ def _sample(args: argparse.Namespace) -> int:
             steps=args.steps,
             device=args.device,
             means=args.means,
+            temperature=args.temperature,
         )
     )
     if args.steps is not None:

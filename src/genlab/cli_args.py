@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a vae's decoder means E[x|z] instead of samples x ~ p(x|z) (RUN/samples/means-*)",
     )
     p.add_argument(
+        "--temperature",
+        type=float,
+        metavar="T",
+        help="a flow's latents drawn from N(0, T^2 I): T < 1 trades diversity for fidelity",
+    )
+    p.add_argument(
         "--steps",
         "--chain-steps",
         dest="steps",

@@ -10,6 +10,7 @@ come back to the CPU to be written.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -26,6 +27,7 @@ from genlab.models.base import (
     SupportsReconstruct,
     SupportsSample,
     SupportsSampleMeans,
+    SupportsTemperature,
     code_of,
     device_of,
 )
@@ -54,15 +56,22 @@ def sample(
     steps: int | None = None,
     device: str | None = None,
     means: bool = False,
+    temperature: float | None = None,
 ) -> Path:
     """A grid of n samples from the model; returns the PNG's path. Slow samplers
     (autoregressive models, long chains) show a progress bar unless ``progress`` is False.
     ``steps`` runs the model's Markov chain (RBM, denoising autoencoder) that many steps from
     noise instead of its default sampler. ``means`` draws the mean images E[x|z] (a VAE's
-    decoder means, from the same z as its samples) instead of samples x ~ p(x|z)."""
+    decoder means, from the same z as its samples) instead of samples x ~ p(x|z).
+    ``temperature`` T draws a flow's latents from N(0, T^2 I) (Kingma & Dhariwal 2018)."""
     _positive(n, "n")
     if means and steps is not None:
         raise ConfigError("--means and --steps do not go together: a chain draws samples")
+    if temperature is not None:
+        if not (temperature > 0 and math.isfinite(temperature)):
+            raise ConfigError(f"--temperature must be a positive number, got {temperature}")
+        if means or steps is not None:
+            raise ConfigError("--temperature goes with plain samples, not --means or --steps")
     opened = open_run(run, device_overrides(device))
     model = opened.model
     require_fits(
@@ -98,6 +107,18 @@ def sample(
         with torch.no_grad():
             images = model.sample_means(n, generator=generator)
         return save_grid(images.cpu(), out or opened.run.samples / f"means-seed{seed}.png")
+    if temperature is not None:
+        if not isinstance(model, SupportsTemperature):
+            raise ConfigError(
+                f"the {model.family} family has no sampling temperature; drop --temperature "
+                "(it is for flows, whose latents have a Gaussian prior)"
+            )
+        with torch.no_grad():
+            images = model.sample_tempered(
+                n, temperature=temperature, generator=generator, progress=progress
+            )
+        name = f"sample-seed{seed}-t{temperature:g}.png"
+        return save_grid(images.cpu(), out or opened.run.samples / name)
     with torch.no_grad():
         images = model.sample(n, generator=generator, progress=progress)
     return save_grid(images.cpu(), out or opened.run.samples / f"sample-seed{seed}.png")

@@ -233,6 +233,21 @@ class SupportsSample(Protocol):
 
 
 @runtime_checkable
+class SupportsTemperature(Protocol):
+    """``sample_tempered`` draws n images with the prior's spread scaled by ``temperature``
+    (a flow's z ~ N(0, T^2 I); Kingma & Dhariwal 2018, section 5)."""
+
+    def sample_tempered(
+        self,
+        n: int,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor: ...
+
+
+@runtime_checkable
 class SupportsSampleMeans(Protocol):
     """``sample_means`` returns n mean images E[x|z] of an observation model (a VAE's decoder
     means), which differ from its samples x ~ p(x|z) by the pixel-level noise."""
