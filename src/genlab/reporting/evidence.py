@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from genlab.models.base import Traits
+from genlab.models.declarations import BINARISED as BINARY
+from genlab.models.declarations import GREY
 
 MOVING_TAIL = 0.2  # the last fifth of a run's training time decides whether it still learns
 UNDECIDED = "not decided at this budget"
@@ -53,9 +55,6 @@ class RunSummary:
             if name.startswith(prefix) and entry.get("source", "samples") == source:
                 return name, entry
         return None
-
-
-BINARY, GREY = "binarised", "grey levels"  # the two protocols a claim can prefer
 
 
 def protocol_of(binarize: str) -> str:

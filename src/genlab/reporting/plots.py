@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from genlab.fileio import atomic_path
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def save_figure(figure: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(figure)
     with atomic_path(path) as tmp:
@@ -60,7 +60,7 @@ def training_curves(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path |
         axes.legend(fontsize=7)
         axes.grid(alpha=0.3)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def quality_vs_compute(
@@ -119,7 +119,7 @@ def _against_compute(
             axes.legend(fontsize=7)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str, path: Path) -> Path:
@@ -140,4 +140,4 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str, path: Path
     axes.set_ylabel(axis[1])
     figure.colorbar(scatter, ax=axes, label="label")
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)

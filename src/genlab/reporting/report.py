@@ -21,6 +21,7 @@ from genlab.models import MODELS
 from genlab.reporting.claims import CurvePoint, RunSummary, Verdict, check_claims
 from genlab.reporting.plots import quality_vs_compute, sample_quality_vs_compute, training_curves
 from genlab.reporting.spread import SpreadRow, seed_spread
+from genlab.reporting.taxonomy import taxonomy_figure
 from genlab.runs import RunDir
 from genlab.runs.sample_curve import FD_PREFIX
 
@@ -64,6 +65,7 @@ class Report:
     sample_protocol: str = ""  # the one-line caption of sample_compute: how FD was measured
     spread: list[SpreadRow] = field(default_factory=list)  # replicas' spread over seeds
     tables: tuple[Table, ...] = ()  # the caller's, shown after the list of runs
+    taxonomy: str | None = None  # the tree of model kinds with the runs on its leaves
 
 
 def summarise(run: RunDir) -> RunSummary:
@@ -230,6 +232,7 @@ def build_report(
     }
     keys = {name: sample_curve_key(records[name]) or "" for name in fd_curves}
     sample_compute = sample_quality_vs_compute(fd_curves, out / "images" / "sample-compute.png")
+    tree = taxonomy_figure([e.summary for e in entries], out / "images" / "taxonomy.png")
     return Report(
         entries,
         metric_order(entries),
@@ -241,4 +244,5 @@ def build_report(
         sample_protocol(keys) if sample_compute else "",
         seed_spread([e.summary for e in entries]),
         tables,
+        "images/taxonomy.png" if tree else None,
     )

@@ -97,6 +97,9 @@ def render_markdown(report: Report) -> str:
         lines.append(
             f"| {v.claim} | {v.measure} | {v.protocol or '—'} | **{v.verdict}** | {v.evidence} |"
         )
+    if report.taxonomy:
+        lines += ["", "## The runs on the taxonomy", "", TAXONOMY_NOTE, ""]
+        lines.append(f"![the taxonomy of generative models]({report.taxonomy})")
     if report.spread:
         lines += ["", "## Spread over seeds", "", SPREAD_NOTE, ""]
         lines += ["| runs | metric | mean | sd | range |", "|---|---|---|---|---|"]
@@ -121,6 +124,13 @@ def render_markdown(report: Report) -> str:
         lines += ["", "## Training curves", "", f"![training curves]({report.curves})"]
     return "\n".join(lines) + "\n"
 
+
+TAXONOMY_NOTE = (
+    "Generative models by how they define a density (Goodfellow 2016; cs231n 2017 lecture 13), "
+    "each leaf with the runs of this report on it and their headline number: bits/dim of a "
+    "likelihood (exact, a bound or an estimate, as its metric's name says), else the FD of "
+    "samples or chains. Grey leaves have no run here."
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -177,6 +187,9 @@ def render_html(report: Report) -> str:
             f"<td class='{css}'><b>{esc(v.verdict)}</b></td><td>{esc(v.evidence)}</td></tr>"
         )
     parts.append("</table>")
+    if report.taxonomy:
+        parts.append(f"<h2>The runs on the taxonomy</h2><p>{esc(TAXONOMY_NOTE)}</p>")
+        parts.append(f"<img id='taxonomy' src='{esc(report.taxonomy)}' alt='taxonomy'>")
     if report.spread:
         parts.append(f"<h2>Spread over seeds</h2><p>{esc(SPREAD_NOTE)}</p><table id='spread'>")
         parts.append("<tr><th>runs</th><th>metric</th><th>mean</th><th>sd</th><th>range</th></tr>")

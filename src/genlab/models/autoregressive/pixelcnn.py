@@ -36,7 +36,7 @@ from genlab.models.autoregressive.masked import (
 )
 from genlab.models.autoregressive.sampling import AR_TRAIN, ARCache, AutoregressiveModel
 from genlab.models.base import DataInfo
-from genlab.models.declarations import BINARISED, TinyConfig, ZooEntry
+from genlab.models.declarations import BINARISED, GREY, TinyConfig, ZooEntry
 from genlab.models.registry import MODELS
 
 
@@ -88,6 +88,16 @@ class PixelCNN(AutoregressiveModel[PixelCNNConfig]):
             BINARISED,
             0.15,
             3,
+            {"channels": 16, "blocks": 4, "kernel": 3, "first_kernel": 7, "head_hidden": 64},
+            AR_TRAIN,
+        ),
+        # the same network with a 256-way softmax per pixel: the likelihood claims on 8-bit
+        # images (against the VAE's discretised logistic and the flow)
+        ZooEntry(
+            "pixelcnn-grey",
+            GREY,
+            0.10,
+            2,
             {"channels": 16, "blocks": 4, "kernel": 3, "first_kernel": 7, "head_hidden": 64},
             AR_TRAIN,
         ),
