@@ -94,6 +94,17 @@ class Autoencoder(GenerativeModel[AEConfig]):
             finetune=True,
             cheap=True,
         ),
+        # the implicit Markov-chain leaf: a denoising autoencoder whose corrupt-and-sample
+        # chain (Bengio et al. 2013) the chain metric scores, as configs/ae_mlp_fashion.yaml
+        # with model.denoising=0.3 model.walkback=1 (README)
+        ZooEntry(
+            "dae",
+            BINARISED,
+            0.03,
+            5,
+            {"encoder": "mlp", "hidden": [400], "code_dim": 20, "denoising": 0.3, "walkback": 1},
+            cheap=True,
+        ),
     )
 
     def __init__(self, config: AEConfig, data_info: DataInfo) -> None:
