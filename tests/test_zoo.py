@@ -11,6 +11,7 @@ import pytest
 from genlab import api
 from genlab.cli import main
 from genlab.errors import ConfigError
+from genlab.models.markov.rbm import ZOO_EPOCHS as RBM_ZOO_EPOCHS
 from genlab.zoo import ZOO, Slot, ZooEntry, allocate, hand_on, select, zoo_folder
 from genlab.zoo.budget import fair_level
 
@@ -32,6 +33,10 @@ def test_minimum_epochs_first_then_the_rest_by_weight():
     slots = [Slot(fixed, 0, 10.0), Slot(_entry("c", 1.0, 10), 0, 100.0)]
     allocate(slots, 500.0)  # a fixed-epoch run plans 1.5x its minimum; the rest is spare
     assert slots[0].seconds == pytest.approx(30.0) and slots[1].seconds == pytest.approx(470.0)
+    allocate(slots, 20.0)  # far too small: the fixed run keeps its plan, the rest shares none
+    assert slots[0].seconds == pytest.approx(30.0) and slots[1].seconds == 0.0
+    hand_on(-12.0, slots)  # an overrun comes out of the time-limited runs, down to 1 s
+    assert slots[0].seconds == pytest.approx(30.0) and slots[1].seconds == 1.0
 
 
 def test_seeds_share_their_entry_weight_and_unused_time_goes_to_later_runs():
@@ -48,9 +53,9 @@ def test_seeds_share_their_entry_weight_and_unused_time_goes_to_later_runs():
 
 
 def test_every_entry_has_a_protocol_and_families_select_all_of_theirs():
-    assert {e.protocol for e in ZOO} == {"binarised", "grey levels"}
+    assert {e.protocol for e in ZOO} == {"binarised", "thresholded", "grey levels"}
     names = [e.name for e in select(["vae", "gan"], ["vae", "gan", "ae"])]
-    assert names == ["vae", "gan-grey", "vae-grey"]
+    assert names == ["vae", "vae-threshold", "gan-grey", "vae-grey"]
     with pytest.raises(ConfigError, match="valid:"):
         select(["flow"], ["vae"])
 
@@ -66,6 +71,17 @@ def test_bad_seed_count_is_a_one_line_error(tmp_path, capsys, seeds):
     assert main(args) == 2
     assert "--seeds must be between 1 and 10" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_fixed_epoch_entry_trains_its_epochs_whatever_the_budget(tmp_path):
+    """The RBM's 10 epochs (its learning-rate schedule) are not cut by a 3-second budget."""
+    args = ["zoo", "--data", "digits", "--budget", "3s", "--families", "rbm"]
+    assert main([*args, "--runs-dir", str(tmp_path), "--no-progress"]) == 0
+    (zoo,) = tmp_path.iterdir()
+    (run,) = (zoo / "runs").glob("0*")
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "finished" and info["epochs_completed"] == RBM_ZOO_EPOCHS
+    assert json.loads((run / "config.json").read_text())["train"]["max_seconds"] is None
 
 
 def _zoo(root, *extra):
@@ -98,13 +114,13 @@ def test_an_interrupted_zoo_resumes_where_it_stopped(tmp_path, monkeypatch, caps
     monkeypatch.setattr(api, "train", real_train)
     assert _zoo(tmp_path) == 0
     runs = sorted((zoo / "runs").glob("0*"))
-    assert len(runs) == 2 and runs[0] == run  # the first run resumed, not trained anew
+    assert len(runs) == 3 and runs[0] == run  # the first run resumed, not trained anew
     info = json.loads((run / "run.json").read_text())
     assert info["steps"] > 30 and info["status"] in ("finished", "interrupted (max_seconds)")
     record = json.loads((zoo / "zoo.json").read_text())
     assert record["status"] == "finished" and (zoo / "report" / "index.html").exists()
     assert record["pilot"]["vae"]["images_per_s"] > 0  # the plan was kept, not re-measured
-    assert set(record["runs"]) == {"vae", "vae-grey"}
+    assert set(record["runs"]) == {"vae", "vae-threshold", "vae-grey"}
 
     capsys.readouterr()
     assert _zoo(tmp_path) == 0  # a finished zoo: nothing trained again

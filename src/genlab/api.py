@@ -114,17 +114,23 @@ def _trainer(model: Any, data: Any, config: RunConfig, run: RunDir, place: _Plac
     shard = {"device": place.device, "rank": rank, "world": world}
     train = data.stream("train", cfg.batch_size, shuffle=True, seed=cfg.seed, **shard)
     val = data.stream("val", 500, shuffle=False, **shard) if len(data.val) > 0 else None
-    if cfg.early_stopping_patience and val is None:
-        raise ConfigError(
-            "train.early_stopping_patience needs a validation split; set data.val_fraction > 0"
+    selecting = [
+        (key, fix)
+        for key, on, fix in (
+            ("train.early_stopping_patience", cfg.early_stopping_patience, "set it to null"),
+            ("train.keep_best", cfg.keep_best, "set it to false"),
         )
+        if on
+    ]
     phases = model.phases()
-    if cfg.early_stopping_patience and len(phases) > 1:
-        raise ConfigError(
-            f"train.early_stopping_patience needs one validation loss, but the {model.family} "
-            f"family trains {len(phases)} phases ({', '.join(p.name for p in phases)}); "
-            "set it to null"
-        )
+    for key, fix in selecting:
+        if val is None:
+            raise ConfigError(f"{key} needs a validation split; set data.val_fraction > 0")
+        if len(phases) > 1:
+            raise ConfigError(
+                f"{key} needs one validation loss, but the {model.family} family trains "
+                f"{len(phases)} phases ({', '.join(p.name for p in phases)}); {fix}"
+            )
     callbacks = (
         run_callbacks(run, config, progress=cfg.progress, data=data) if place.is_main else []
     )
@@ -282,16 +288,23 @@ def evaluate(
     split: str = "test",
     progress: bool = True,
     data_path: str | None = None,
+    final: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a run's exported model with its eval config (plus ``eval.*`` overrides);
     writes eval.json (eval-val.json for the validation split) and returns the results. It runs
-    on ``eval.device`` (``--device``; ``auto``: CUDA if available), recorded as ``device``."""
+    on ``eval.device`` (``--device``; ``auto``: CUDA if available), recorded as ``device``.
+    ``final`` evaluates the weights of the run's last checkpoint instead (the final weights,
+    where ``train.keep_best`` exported those of the best validation epoch) and writes
+    eval-final.json (eval-val-final.json)."""
     if split not in ("test", "val"):
         raise ConfigError(f"split must be 'test' or 'val', got {split!r}")
     opened = open_run(run, overrides, allow=EVAL_OVERRIDES, data_path=data_path, progress=progress)
     config = opened.config
     check_metric_names(config.eval)
     model, data = opened.model, opened.data
+    weights = str(opened.info().get("exported_from", "exported weights"))
+    if final:
+        weights = _load_final_weights(opened)
     start = time.perf_counter()
     results = evaluate_model(
         model, data, config.eval, split=split, progress=progress, run_info=opened.info()
@@ -304,15 +317,32 @@ def evaluate(
             "binarize": _eval_binarization(config),
             "fingerprint": data.fingerprint,
         },
+        "weights": weights,
         **results,
         "device": describe(opened.device),
         "seconds": time.perf_counter() - start,
     }
     folder = opened.run
-    folder.write_json(
-        folder.eval_path if split == "test" else folder.path / "eval-val.json", results
-    )
+    name = ("eval" if split == "test" else "eval-val") + ("-final" if final else "")
+    folder.write_json(folder.eval_path if name == "eval" else folder.path / f"{name}.json", results)
     return results
+
+
+def _load_final_weights(opened: OpenRun) -> str:
+    """Load the model state of the run's last checkpoint into its opened model (averaged
+    weights where it keeps an average); returns where they come from."""
+    checkpoint = latest_checkpoint(opened.run.checkpoints)
+    if checkpoint is None:
+        raise RunError(
+            f"{opened.path} has no training checkpoint to take its final weights from; "
+            "evaluate its exported model (drop --final)"
+        )
+    state = load_state(checkpoint)
+    model = opened.model
+    check_state_matches(state, model, checkpoint)
+    model.load_state_dict({k: v.to(opened.device) for k, v in state["model"].items()})
+    model.use_average()
+    return f"final weights at step {state['progress']['step']} ({checkpoint.name})"
 
 
 def _eval_binarization(config: RunConfig) -> str:

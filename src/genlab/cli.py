@@ -126,6 +126,7 @@ def _eval(args: argparse.Namespace) -> int:
         split=args.split,
         progress=not args.no_progress,
         data_path=args.data_dir,
+        final=args.final,
     )
     _print_eval(results)
     return 0

@@ -118,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--k", type=int, help="importance samples for the IWAE estimate (eval.iwae_k)")
     p.add_argument("--split", default="test", choices=["test", "val"])
+    p.add_argument(
+        "--final",
+        action="store_true",
+        help="the final weights (last checkpoint) instead of the exported ones, which are the "
+        "best validation epoch's under train.keep_best (writes eval-final.json)",
+    )
     p.add_argument("--no-progress", action="store_true")
     _add_data_dir(p)
     _add_device(p)

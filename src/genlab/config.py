@@ -123,6 +123,9 @@ class TrainConfig:
     # none; null: the family's default, 0.999 for the GAN's generator and none elsewhere)
     ema_decay: float | None = None
     early_stopping_patience: int | None = None  # epochs without validation improvement
+    # keep the weights of the epoch with the lowest validation loss and export those (as early
+    # stopping does) without stopping; the final weights stay in the last checkpoint
+    keep_best: bool = False
     checkpoint_every: int = 1  # epochs between training-state checkpoints
     checkpoint_every_steps: int | None = None  # also every this many optimisation steps
     checkpoint_every_minutes: float | None = None  # also every this many minutes of training

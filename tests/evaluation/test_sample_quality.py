@@ -73,6 +73,24 @@ def test_kid_separates_different_distributions_and_reports_spread():
     assert mean > 10 * std > 0
 
 
+def test_kid_of_whole_sets_has_one_value_and_no_spread():
+    """Subsets as large as both sets are the sets themselves: reporting a spread over them
+    would claim a precision ("± 0.0000") that no resampling measured."""
+    a, b = features(50, 8, 5), features(50, 8, 6, shift=1.0)
+    mean, std = kernel_inception_distance(a, b, subsets=20, subset_size=1000)
+    assert std is None
+    again, _ = kernel_inception_distance(a, b, subsets=1, subset_size=50)
+    assert mean == pytest.approx(again)
+    _, spread = kernel_inception_distance(
+        a,
+        features(80, 8, 6),
+        subsets=20,
+        subset_size=50,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert spread is not None and spread > 0  # the larger set's subsets differ
+
+
 def test_precision_and_recall_of_a_set_against_itself_are_one():
     x = features(300, 6, 7)
     assert precision_recall(x, x, k=3) == (1.0, 1.0)

@@ -4,15 +4,17 @@ of a known density in closed form."""
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from runkit import tiny_variants, train_small
 from scipy import stats
 
+from genlab import api
 from genlab.cli import main
-from genlab.errors import ConfigError
-from genlab.models import DataInfo, build_model
+from genlab.errors import ConfigError, TrainingDiverged
+from genlab.models import DataInfo, build_model, load_run_config
 from genlab.models.flows.bijections import (
     ActNorm,
     AffineCoupling,
@@ -23,6 +25,8 @@ from genlab.models.flows.bijections import (
     squeeze,
     unsqueeze,
 )
+from genlab.models.flows.multiscale import MultiScaleFlow
+from genlab.runs import RunDir
 
 FLOWS = ["realnvp", "glow"]
 
@@ -267,3 +271,29 @@ def test_temperature_is_refused_for_a_family_without_one(tmp_path, tiny_override
     assert main(["sample", str(run.path), "--temperature", "0.5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no sampling temperature" in err[0]
+
+
+def test_an_overflowing_log_determinant_stops_training_like_any_divergence(
+    tiny_overrides, monkeypatch
+):
+    """A log-determinant that overflows (here: forced to +inf from step 31) makes the loss
+    non-finite: the run stops as diverged, with the last good checkpoint exported."""
+    original = MultiScaleFlow.forward
+    calls = []
+
+    def overflowing(self, h):
+        latents, logdet = original(self, h)
+        if self.training:
+            calls.append(1)
+            if len(calls) > 30:
+                logdet = logdet + float("inf")
+        return latents, logdet
+
+    monkeypatch.setattr(MultiScaleFlow, "forward", overflowing)
+    base = [o for o in tiny_overrides if not o.startswith(("model.", "eval."))]
+    config = load_run_config(None, [*base, *tiny_variants()["realnvp"]])
+    with pytest.raises(TrainingDiverged, match="loss became"):
+        api.train(config)
+    (folder,) = Path(config.runs_dir).glob("0*")
+    info = RunDir(folder).info()
+    assert info["status"] == "diverged" and info["exported_from"].startswith("last good")

@@ -3,7 +3,10 @@ torch.compile agree with the plain computation within the tolerances stated here
 
 Stated tolerances, with what was measured on a 2-core CPU (digits, batch 64):
 - channels_last: the same arithmetic in another memory order: losses within 1e-5 relative
-  (seen: 2e-7), parameters after 10 Adam steps within 1e-4 (seen: 4.4e-5, PixelCNN).
+  (seen: 2e-7), parameters after 10 Adam steps within 1e-4 (seen: 4.4e-5, PixelCNN). Glow's
+  zero-initialised coupling outputs start with near-zero gradients, which Adam scales up to
+  steps of about the learning rate whose sign reordered sums can flip: its parameters agree
+  within 3e-3 (seen: 1.5e-3, an output bias) while its losses agree within 1e-5 (2e-6).
 - torch.compile: fused kernels reorder float sums: losses within 1e-4 relative, parameters
   within 1e-4 after 10 steps.
 - bf16 autocast (8 bits of mantissa): the first loss within 2 % of fp32 (seen: 0.02 %), and
@@ -19,19 +22,28 @@ import shutil
 
 import pytest
 import torch
+from runkit import TINY_MODELS
 
 from genlab.config import TrainConfig
 from genlab.data import load_data
-from genlab.models import DataInfo, build_model, load_run_config
+from genlab.models import MODELS, DataInfo, build_model, load_run_config
 from genlab.training.step import StepEngine, has_convolutions
 from genlab.training.trainer import Trainer
 
-CONV_VAE = ["model.name=vae", "model.encoder=conv", "model.channels=[8,16]", "model.latent_dim=4"]
-FAMILIES = {
-    "vae_conv": CONV_VAE,
-    "pixelcnn": ["model.name=pixelcnn", "model.channels=16", "model.blocks=2"],
-    "dcgan": ["model.name=gan", "model.channels=[8,16]", "model.latent_dim=8"],
-}
+FAMILIES = TINY_MODELS  # every family's declared tiny configurations
+PARAMETER_TOLERANCE = {"glow": 3e-3}  # channels_last, after 10 steps: see above
+
+
+def _convolutional() -> list[str]:
+    """The declared variants whose networks have convolutions (channels_last changes them)."""
+    found = []
+    for variant, overrides in TINY_MODELS.items():
+        config = load_run_config(None, ["data.name=digits", *overrides])
+        levels = 256 if config.data.binarize == "none" else 2
+        with torch.device("meta"):
+            if has_convolutions(build_model(config.model, DataInfo((1, 8, 8), levels))):
+                found.append(variant)
+    return found
 
 
 def _setup(overrides: list[str], **train: object) -> tuple[torch.nn.Module, TrainConfig, object]:
@@ -74,16 +86,26 @@ def _close_states(a: dict, b: dict, atol: float) -> None:
             torch.testing.assert_close(b[key], a[key], rtol=0, atol=atol, msg=key)
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", _convolutional())
 def test_channels_last_agrees_with_the_default_layout(family):
     ref_losses, ref_state = _train(FAMILIES[family], 10)
     losses, state = _train(FAMILIES[family], 10, channels_last=True)
     assert losses == pytest.approx(ref_losses, rel=1e-5)
-    _close_states(ref_state, state, 1e-4)
+    _close_states(ref_state, state, PARAMETER_TOLERANCE.get(family, 1e-4))
+
+
+def _likelihood_trained() -> list[str]:
+    """Variants of families trained on a likelihood or its bound: their loss falls steadily,
+    so 30 steps in low precision can be held against fp32's (a GAN's losses need not fall)."""
+    return [
+        variant
+        for variant, overrides in TINY_MODELS.items()
+        if MODELS.get(overrides[0].split("=")[1]).traits.density in ("exact", "bound")
+    ]
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-@pytest.mark.parametrize("family", ["vae_conv", "pixelcnn"])
+@pytest.mark.parametrize("family", _likelihood_trained())
 def test_mixed_precision_trains_like_fp32(family, precision):
     ref, _ = _train(FAMILIES[family], 30)
     low, state = _train(FAMILIES[family], 30, precision=precision)

@@ -114,7 +114,7 @@ def test_early_stopping_exports_the_best_weights(tiny_overrides, monkeypatch):
     run = api.train(cfg)
     info = run.info()
     assert info["stopped_early"] and info["epochs_completed"] == 4
-    assert info["exported_from"] == "best validation loss 4.0000"
+    assert info["exported_from"] == "best validation loss 4.0000 at epoch 2"
     assert_bitwise_equal(weights(run), load_file(str(run.checkpoints / "best-model.safetensors")))
 
 

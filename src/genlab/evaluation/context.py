@@ -75,10 +75,12 @@ class EvalContext:
         """Where the evaluation computes: the model's device."""
         return device_of(self.model)
 
-    def generator(self) -> torch.Generator:
+    def generator(self, stream: int = 0) -> torch.Generator:
         """A fresh generator seeded with eval.seed on the model's device: each metric draws the
-        same noise."""
-        return noise.generator(self.cfg.seed, self.device)
+        same noise. A non-zero ``stream`` (the IWAE k) gives an independent stream, so that
+        estimates with different settings are not correlated through shared draws."""
+        seed = self.cfg.seed if stream == 0 else (self.cfg.seed * 1_000_003 + stream) % 2**63
+        return noise.generator(seed, self.device)
 
     def choice_generator(self) -> torch.Generator:
         """A fresh CPU generator seeded with eval.seed, for choices of images (subsets,
@@ -175,10 +177,15 @@ class EvalContext:
         """Features of as many training images (as the model sees them, seeded choice) as the
         reference set has: real against real, the floor of every sample-quality metric."""
 
-        def compute() -> torch.Tensor:
-            train = self.data.tensor("train")
-            count = min(self.real_features().shape[0], train.shape[0])
-            index = noise.permutation(train.shape[0], self.choice_generator())[:count]
-            return self.feature_net()[0].features_of(train[index])
+        return self.memo(
+            "floor_features", lambda: self.feature_net()[0].features_of(self.floor_images())
+        )
 
-        return self.memo("floor_features", compute)
+    def floor_images(self, count: int | None = None) -> torch.Tensor:
+        """The training images (as the model sees them) that real-against-real floors use: a
+        seeded random choice, so class-sorted data contribute every class; as many as the
+        reference set has, or ``count``."""
+        train = self.data.tensor("train")
+        count = min(count or self.real_features().shape[0], train.shape[0])
+        index = noise.permutation(train.shape[0], self.choice_generator())[:count]
+        return train[index]

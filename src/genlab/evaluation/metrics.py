@@ -103,10 +103,11 @@ class NegativeLogLikelihood(Metric):
 
     def compute(self, ctx: EvalContext) -> MetricResult:
         model = cast(SupportsLikelihood, ctx.model)  # checked by not_applicable
-        cfg, info, generator = ctx.cfg, ctx.info, ctx.generator()
+        cfg, info = ctx.cfg, ctx.info
         values, continuous, mc_var = [], [], []
         first: LogLikelihood | None = None
         k = cfg.dequant_k if ctx.model.traits.dequantised else cfg.iwae_k
+        generator = ctx.generator(stream=k)  # independent draws for each k
         for x in ctx.batch_bar("nll"):
             result = model.log_likelihood(x, k=k, generator=generator)
             first = first or result
@@ -136,6 +137,7 @@ class NegativeLogLikelihood(Metric):
             details["dequantisation"] = f"uniform, {first.samples} draw(s) of u per image"
         if kind == "iwae_bound":
             details["k"] = cfg.iwae_k
+        details["noise"] = f"seeded by eval.seed and k={k}: independent of other k"
         if mc_var:
             details["stderr_mc"] = math.sqrt(torch.cat(mc_var).sum().item()) / nll.numel()
         return MetricResult(self.name_of(first, cfg.iwae_k), mean, "nats", details)

@@ -119,7 +119,8 @@ class KernelDistance(SampleMetric):
     prefix = "kid"
 
     def format(self, entry: dict[str, Any]) -> str:
-        return f"{entry['value']:.4f} ± {entry['std']:.4f} (floor {entry['floor']:.4f})"
+        spread = "" if entry.get("std") is None else f" ± {entry['std']:.4f}"
+        return f"{entry['value']:.4f}{spread} (floor {entry['floor']:.4f})"
 
     def measure(self, real, fake, ctx, against):  # noqa: ANN001, ANN201
         cfg = ctx.cfg
@@ -130,6 +131,13 @@ class KernelDistance(SampleMetric):
             subset_size=cfg.kid_subset_size,
             generator=ctx.choice_generator(),  # the same subsets on every device
         )
+        if std is None:  # one subset: both sets whole
+            return {
+                "value": mean,
+                "std": None,
+                "subsets": 1,
+                "subset_size": min(len(real), len(fake)),
+            }
         return {"value": mean, "std": std, "subsets": cfg.kid_subsets}
 
 
@@ -192,9 +200,9 @@ class Sharpness(Metric):
         samples, _ = ctx.samples(self.source)
         real = ctx.images[: ctx.num_samples]
         value, stderr = relative_sharpness(samples, real)
-        train = ctx.data.tensor("train") if ctx.data is not None else None
+        train = ctx.floor_images(real.shape[0]) if ctx.data is not None else None
         floor, floor_se = (
-            relative_sharpness(train[: real.shape[0]], real)
+            relative_sharpness(train, real)
             if train is not None and train.shape[0] >= 2
             else (float("nan"), float("nan"))
         )
@@ -202,7 +210,8 @@ class Sharpness(Metric):
             "stderr": stderr,
             "floor": floor,
             "floor_stderr": floor_se,
-            "floor_protocol": "the first training images against the evaluation images",
+            "floor_protocol": "a seeded random choice of training images against the evaluation "
+            "images",
             "samples": int(samples.shape[0]),
             "source": self.source,
             "protocol": "mean squared 3x3 Laplacian over interior pixels, samples / real",

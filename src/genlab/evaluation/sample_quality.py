@@ -77,15 +77,18 @@ def kernel_inception_distance(
     subsets: int = 100,
     subset_size: int = 1000,
     generator: torch.Generator | None = None,
-) -> tuple[float, float]:
+) -> tuple[float, float | None]:
     """(mean, standard deviation) over ``subsets`` random subsets of the unbiased MMD^2 with a
     cubic polynomial kernel. Each subset draws ``min(subset_size, N, M)`` points from each set
     without replacement, chosen with ``generator`` on its device (pass a CPU generator for
-    the same subsets whatever the features' device)."""
+    the same subsets whatever the features' device). When that takes the whole of both sets,
+    every subset would be the same: one value, and no standard deviation (None)."""
     a, b = _as_double(real), _as_double(fake)
     size = min(subset_size, a.shape[0], b.shape[0])
     if size < 2:
         raise ValueError("KID needs at least two feature vectors per set")
+    if size == a.shape[0] == b.shape[0]:
+        return _polynomial_mmd2_unbiased(a, b).item(), None
     values = []
     for _ in range(subsets):
         ia = noise.permutation(a.shape[0], generator)[:size].to(a.device)

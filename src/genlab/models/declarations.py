@@ -53,10 +53,11 @@ class Traits:
             )
 
 
-# the two data protocols: binarised images (likelihoods of one binary test set) and 8-bit
-# grey levels (sample quality; likelihoods of the 8-bit images)
-BINARISED, GREY = "binarised", "grey levels"
-BINARIZE = {BINARISED: "static", GREY: "none"}  # data.binarize of each protocol
+# the data protocols: stochastically binarised images (each pixel ~ Bernoulli(grey level),
+# drawn once: likelihoods of one binary test set), thresholded ones (pixel > 0.5: no added
+# pixel noise) and 8-bit grey levels (sample quality; likelihoods of the 8-bit images)
+BINARISED, THRESHOLDED, GREY = "binarised", "thresholded", "grey levels"
+BINARIZE = {BINARISED: "static", THRESHOLDED: "threshold", GREY: "none"}  # data.binarize
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class ZooEntry:
     share of the budget rests on."""
 
     name: str  # the entry's label in zoo.json and progress lines
-    protocol: str  # BINARISED or GREY
+    protocol: str  # BINARISED, THRESHOLDED or GREY
     weight: float  # its part of the time left once every entry has its minimum epochs
     min_epochs: int  # epochs the budget is planned to give it first, where it allows
     model: Mapping[str, Any]
@@ -101,6 +102,7 @@ __all__ = [
     "BINARIZE",
     "GREY",
     "SAMPLING_COSTS",
+    "THRESHOLDED",
     "Density",
     "Sampling",
     "TinyConfig",

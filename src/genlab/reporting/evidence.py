@@ -17,7 +17,7 @@ from typing import Any
 
 from genlab.models.base import Traits
 from genlab.models.declarations import BINARISED as BINARY
-from genlab.models.declarations import GREY
+from genlab.models.declarations import GREY, THRESHOLDED
 
 MOVING_TAIL = 0.2  # the last fifth of a run's training time decides whether it still learns
 UNDECIDED = "not decided at this budget"
@@ -47,6 +47,19 @@ class RunSummary:
     binarize: str = ""  # the data's binarisation: "static", "dynamic" or "none" (grey levels)
     seed: int = 0  # train.seed
     replica_key: str = ""  # the config without seed and budget: runs with one key are replicas
+    checkpoint: str = ""  # which weights were evaluated: "best validation epoch 14 of 20", ...
+    epochs: int = 0  # epochs the run completed
+    min_epochs: int = 0  # the minimum its plan gave it (a zoo's), 0 when none was planned
+
+    def short_of_minimum(self) -> str:
+        """Why the run cannot carry a verdict against it ("" when it can): it stopped before
+        the minimum epochs it was planned."""
+        if self.min_epochs and self.epochs < self.min_epochs:
+            return (
+                f"{self.name} trained {self.epochs} of the {self.min_epochs} epochs planned as "
+                "its minimum: a longer budget would decide it"
+            )
+        return ""
 
     def metric(self, prefix: str, source: str = "samples") -> tuple[str, dict[str, Any]] | None:
         """The first metric whose name starts with ``prefix`` (e.g. 'nll_iwae', 'fd_'), of
@@ -59,7 +72,7 @@ class RunSummary:
 
 def protocol_of(binarize: str) -> str:
     """The protocol of data with this binarisation."""
-    return GREY if binarize == "none" else BINARY
+    return {"none": GREY, "threshold": THRESHOLDED}.get(binarize, BINARY)
 
 
 @dataclass(frozen=True)
@@ -147,8 +160,9 @@ def compare_lower(
     curves: bool = True,
 ) -> tuple[str, str]:
     """Verdict on "a's metric is lower than b's", three-valued: the intervals must not
-    overlap, and (``curves``: when the metric is the one the validation loss tracks) the run
-    behind must have stopped learning. (verdict, why)."""
+    overlap, the run behind must have reached the minimum epochs it was planned, and
+    (``curves``: when the metric is the one the validation loss tracks) it must have stopped
+    learning by its selected checkpoint. (verdict, why)."""
     (run_a, _, ma), (run_b, _, mb) = a, b
     se = (_stderr(ma) ** 2 + _stderr(mb) ** 2) ** 0.5
     gap = mb["value"] - ma["value"]  # > 0: a is lower
@@ -156,6 +170,9 @@ def compare_lower(
     if abs(gap) <= 2 * se:
         why = f"the difference {gap:+.2f} is within 2 s.e. ({2 * se:.2f})"
         return UNDECIDED, why + (_trend(behind, _stderr(metric)) if curves else "")
+    short = behind.short_of_minimum()
+    if short:
+        return UNDECIDED, f"difference {gap:+.2f} (2 s.e. {2 * se:.2f}), but {short}"
     moving = still_learning(behind, _stderr(metric)) if curves else None
     if moving is not None and math.isnan(moving[0]):
         return UNDECIDED, (

@@ -106,7 +106,30 @@ def summarise(run: RunDir) -> RunSummary:
         sample_curve=sample_curve(records),
         binarize=str(data.get("binarize") or "").split(" ")[0],  # "static (binarize_seed 0)"
         **replica(run.read_json(run.config_path)),
+        **selection(run.info(), results),
     )
+
+
+def selection(info: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """Which weights a run's evaluation used, its epochs and its planned minimum (run.json,
+    eval.json), as RunSummary fields; what is missing or malformed is left at the defaults."""
+
+    def whole(value: Any) -> int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    epochs, best = whole(info.get("epochs_completed")), whole(info.get("best_epoch"))
+    weights = results.get("weights")
+    if best:
+        checkpoint = f"best validation epoch {best} of {epochs}"
+    elif isinstance(weights, str) and weights.startswith("best validation"):
+        checkpoint = weights  # early stopping in a run from before best_epoch was recorded
+    else:
+        checkpoint = f"final weights, epoch {epochs}" if epochs else ""
+    return {
+        "checkpoint": checkpoint,
+        "epochs": epochs,
+        "min_epochs": whole(info.get("planned_min_epochs")),
+    }
 
 
 BUDGET_KEYS = ("seed", "max_seconds", "max_steps")  # what may differ between replicas

@@ -43,7 +43,8 @@ MLFLOW_EXPERIMENT = "genlab"
 
 class RunRecorder(Callback):
     """At the end of training: export the model (the best validation weights when early
-    stopping kept them, else the final ones) and record status, steps and speed in run.json."""
+    stopping or ``train.keep_best`` kept them, else the final ones) and record status, steps,
+    speed and which weights were exported in run.json."""
 
     def __init__(self, run: RunDir) -> None:
         self.run = run
@@ -55,13 +56,20 @@ class RunRecorder(Callback):
 
     def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None:
         best = self.run.checkpoints / BEST_MODEL
-        if result.stopped_early or (trainer.cfg.early_stopping_patience and best.exists()):
+        cfg = trainer.cfg
+        keep = cfg.early_stopping_patience is not None or cfg.keep_best
+        if (result.stopped_early or keep) and best.exists():
             trainer.model.load_state_dict(load_file(str(best)))
             origin = f"best validation loss {result.best_val_loss:.4f}"
+            if result.best_epoch:
+                origin += f" at epoch {result.best_epoch}"
+            selected = {"weights": "best", "best_epoch": result.best_epoch}
         else:
             origin = f"final weights at step {result.steps}"
+            selected = {"weights": "final", "best_epoch": None}
         export_model(self.run, trainer.model.eval(), origin)
         self.run.update_info(
+            **selected,
             status="finished" if result.finished else f"interrupted ({result.stop_reason})",
             steps=result.steps,
             epochs_completed=result.epochs_completed,
@@ -99,7 +107,9 @@ def run_callbacks(
     (``train.fd_every``); without it there is none."""
     cfg = config.train
     callbacks: list[Callback] = [
-        EarlyStopping(cfg.early_stopping_patience, run.checkpoints / BEST_MODEL),
+        EarlyStopping(
+            cfg.early_stopping_patience, run.checkpoints / BEST_MODEL, keep=cfg.keep_best
+        ),
         SampleGrids(run.samples, cfg.sample_every),
         SampleCurve(cfg.fd_every, cfg.fd_samples, data, config.eval.seed, progress=progress),
         ProgressBar(progress),

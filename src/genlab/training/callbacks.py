@@ -162,22 +162,26 @@ class SampleGrids(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop after ``patience`` epochs without a lower validation loss; the best weights are
-    kept in ``best_path`` (when given) and the result reports the best loss."""
+    """Stop after ``patience`` epochs without a lower validation loss (None: never); with
+    ``keep`` (early stopping or ``train.keep_best``) the best weights are kept in
+    ``best_path``. The result reports the best loss and its epoch."""
 
     state_key = "early_stopping"
 
-    def __init__(self, patience: int | None, best_path: Path | None = None) -> None:
+    def __init__(
+        self, patience: int | None, best_path: Path | None = None, *, keep: bool = False
+    ) -> None:
         self.patience, self.best_path = patience, best_path
-        self.best, self.bad_epochs = math.inf, 0
+        self.keep = keep or patience is not None
+        self.best, self.bad_epochs, self.best_epoch = math.inf, 0, 0
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         loss = trainer.val_loss
         if loss is None:
             return
         if loss < self.best:
-            self.best, self.bad_epochs = loss, 0
-            if self.best_path is not None and self.patience:
+            self.best, self.bad_epochs, self.best_epoch = loss, 0, trainer.epoch
+            if self.best_path is not None and self.keep:
                 state = {
                     k: v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()
                 }
@@ -190,12 +194,14 @@ class EarlyStopping(Callback):
 
     def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None:
         result.best_val_loss = self.best if math.isfinite(self.best) else None
+        result.best_epoch = self.best_epoch if math.isfinite(self.best) else None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "bad_epochs": self.bad_epochs}
+        return {"best": self.best, "bad_epochs": self.bad_epochs, "best_epoch": self.best_epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.bad_epochs = float(state["best"]), int(state["bad_epochs"])
+        self.best_epoch = int(state.get("best_epoch", 0))  # checkpoints before keep_best: 0
 
 
 class Checkpointer(Callback):

@@ -59,6 +59,7 @@ class TrainResult:
     best_val_loss: float | None
     images_per_s: float
     stop_reason: str = ""  # "max_steps" or "max_seconds" when interrupted
+    best_epoch: int | None = None  # the epoch of best_val_loss
 
 
 __all__ = ["BatchSource", "Callback", "TrainResult"]

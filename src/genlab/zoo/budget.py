@@ -53,17 +53,23 @@ def epoch_seconds(images_per_s: float, train: int, val: int) -> float:
 
 
 def allocate(slots: list[Slot], seconds: float) -> None:
-    """Set every slot's ``seconds`` from ``seconds`` of training time in all: each run's
-    minimum first, then the spare time by weight. When the minimums do not fit, the time is
-    shared max-min fairly: each run gets min(its minimum, L), with L set so that the time is
-    used up, so the cheap runs still reach their minimum and the expensive ones get equal
-    time. A run with a fixed epoch count (:attr:`ZooEntry.fixed_epochs`) plans its minimum
-    with a margin of :data:`FIXED_MARGIN`: its schedule must finish; it hands back what it
-    does not use."""
+    """Set every slot's ``seconds`` from ``seconds`` of training time in all. A run with a
+    fixed epoch count (:attr:`ZooEntry.fixed_epochs`) is planned first, at its pilot's
+    estimate with a margin of :data:`FIXED_MARGIN`, and no time limit cuts it (its schedule
+    must finish; it hands back what it does not use). The others share what is left: each
+    run's minimum first, then the spare time by weight. When the minimums do not fit, the time
+    is shared max-min fairly: each run gets min(its minimum, L), with L set so that the time
+    is used up, so the cheap runs still reach their minimum and the expensive ones get equal
+    time."""
+    fixed = [s for s in slots if s.entry.fixed_epochs]
+    for slot in fixed:
+        slot.seconds = slot.need * FIXED_MARGIN if math.isfinite(slot.need) else 0.0
+    seconds = max(0.0, seconds - sum(s.seconds for s in fixed))
+    slots = [s for s in slots if not s.entry.fixed_epochs]
+    if not slots:
+        return
     needs = [
-        (s.need * (FIXED_MARGIN if s.entry.fixed_epochs else 1.0))
-        if math.isfinite(s.need)
-        else seconds  # not timed: as if it needed everything
+        s.need if math.isfinite(s.need) else seconds  # not timed: as if it needed everything
         for s in slots
     ]
     if sum(needs) >= seconds:
@@ -88,16 +94,18 @@ def fair_level(needs: list[float], seconds: float) -> float:
 
 
 def hand_on(unused: float, later: list[Slot]) -> None:
-    """Give time a finished run left unused to the runs still to train, by weight (by need
-    when none of them has a weight)."""
-    if unused <= 0 or not later:
+    """Give time a finished run left unused to the time-limited runs still to train, by
+    weight (by need when none of them has a weight); a fixed-epoch run that took longer than
+    planned (``unused`` < 0) takes its overrun from them the same way, down to a second each."""
+    later = [s for s in later if not s.entry.fixed_epochs]
+    if unused == 0 or not later:
         return
     weights = [s.weight for s in later]
     if sum(weights) <= 0:
         weights = [max(s.need, 1e-9) for s in later]
     total = sum(weights)
     for slot, weight in zip(later, weights, strict=True):
-        slot.seconds += unused * weight / total
+        slot.seconds = max(1.0, slot.seconds + unused * weight / total)
 
 
 def planned_epochs(slot: Slot) -> float:

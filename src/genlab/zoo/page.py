@@ -35,9 +35,12 @@ def budget_table(record: dict[str, Any], slots: list[Slot], runs: list[RunDir]) 
         f"Budget {budget:.0f} s on {record['device']} ({record['threads']} threads): "
         f"{record['eval_share']:.0%} kept for evaluation and the report; a pilot of "
         f"{pilot_seconds:.0f} s timed every entry; {record['training_seconds']:.0f} s of "
-        "training shared as planned here: each run's minimum epochs first (at the pilot's "
-        "speed), the rest by weight; time a run left unused went to the runs after it. "
-        "Likelihood claims use the binarised runs, the sample-quality claim the grey-level ones."
+        "training shared as planned here: runs with a fixed epoch count first (never cut by "
+        "the time limit), then each other run's minimum epochs (at the pilot's speed, max-min "
+        "fairly when they do not all fit) and the rest by weight; time a run left unused went "
+        "to the runs after it. Every run but the GAN is evaluated at its best validation "
+        "epoch (train.keep_best). Each claim is decided on the runs of one protocol: the "
+        "likelihood claim on each of the three, the sample-quality claims on grey levels."
     )
     header = (
         "entry",

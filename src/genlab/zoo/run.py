@@ -85,6 +85,9 @@ class Setting:
             "model": {"name": entry.family, **entry.model},
             "train": {
                 "epochs": MAX_EPOCHS,
+                # model selection by validation: the best epoch's weights are evaluated (a
+                # family trained against a discriminator has no one validation objective)
+                "keep_best": not MODELS.get(entry.family).traits.adversarial,
                 **entry.train,
                 "seed": seed,
                 **train,
@@ -219,7 +222,8 @@ def run_zoo(
             with ledger.stage(f"evaluate {slot.label}"):
                 api.evaluate(handle, progress=progress)
                 if slot.entry.finetune:
-                    api.finetune(handle, sizes=(1000,), seeds=(0,), steps=300)
+                    # three classifier seeds: the claim compares accuracies on their spread
+                    api.finetune(handle, sizes=(1000,), seeds=(0, 1, 2), steps=300)
                 state["evaluated"] = True
         opened.append(handle)
     with ledger.stage("report"):
@@ -328,13 +332,15 @@ def _train(ledger: Ledger, slots: list[Slot], index: int, setting: Setting) -> R
             assert run is not None
             if setting.progress:
                 print(f"zoo: resuming {slot.label} for up to {left:.0f} s")
-            api.resume(run, [f"train.max_seconds={left}"], progress=setting.progress)
+            limit = "null" if slot.entry.fixed_epochs else left  # fixed epochs are not cut
+            api.resume(run, [f"train.max_seconds={limit}"], progress=setting.progress)
         elif run is None or status not in ENDED:
             if setting.progress:
                 print(f"zoo: training {slot.label} for up to {left:.0f} s")
             state["pending"] = True
             ledger.save()
-            config = setting.config(slot.entry, runs_root, slot.seed, max_seconds=left)
+            limit = None if slot.entry.fixed_epochs else left  # fixed epochs are not cut
+            config = setting.config(slot.entry, runs_root, slot.seed, max_seconds=limit)
             run = api.train(config, progress=setting.progress)
             state["path"] = str(run.path)
     assert run is not None
@@ -345,6 +351,7 @@ def _train(ledger: Ledger, slots: list[Slot], index: int, setting: Setting) -> R
         ledger.save()
         raise ZooInterrupted(f"{slot.label} stopped ({state['status']})")
     state.update(trained=True, pending=False)
+    run.update_info(planned_min_epochs=slot.entry.min_epochs)  # read by the report's verdicts
     hand_on(slot.seconds - state["used_seconds"], slots[index + 1 :])
     _save_plan(ledger, slots)
     return run

@@ -40,10 +40,10 @@ from genlab.models.autoregressive.nade import (
     bernoulli_log_prob,
     binary_pixels,
     nll_terms,
-    require_binary,
 )
 from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood
-from genlab.models.declarations import BINARISED, TinyConfig, Traits, ZooEntry
+from genlab.models.common.checks import require_binary
+from genlab.models.declarations import BINARISED, THRESHOLDED, TinyConfig, Traits, ZooEntry
 from genlab.models.registry import MODELS
 
 MADE_ZOO_EPOCHS = 15
@@ -145,6 +145,15 @@ class MADE(GenerativeModel[MADEConfig]):
         ZooEntry(
             "made",
             BINARISED,
+            0.0,
+            MADE_ZOO_EPOCHS,
+            {"hidden": [500], "orderings": 1},
+            {**NADE_TRAIN, "epochs": MADE_ZOO_EPOCHS},
+            fixed_epochs=True,
+        ),
+        ZooEntry(
+            "made-threshold",
+            THRESHOLDED,
             0.0,
             MADE_ZOO_EPOCHS,
             {"hidden": [500], "orderings": 1},

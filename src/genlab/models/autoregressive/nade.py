@@ -33,6 +33,7 @@ from genlab import noise
 from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood
+from genlab.models.common.checks import require_binary
 from genlab.models.declarations import BINARISED, TinyConfig, Traits, ZooEntry
 from genlab.models.registry import MODELS
 
@@ -41,15 +42,6 @@ from genlab.models.registry import MODELS
 NADE_TRAIN = {"batch_size": 100, "lr": 1e-3}
 # activations (pixels x images x hidden units) per block of NADE's likelihood: 4 MB in float32
 BLOCK_ELEMENTS = 1 << 20
-
-
-def require_binary(family: str, data_info: DataInfo) -> None:
-    """Refuse grey-level data, in one line that names the setting to change."""
-    if data_info.levels != 2:
-        raise ConfigError(
-            f"the {family} family models binary pixels; set data.binarize to dynamic, static "
-            f"or threshold (the data have {data_info.levels} levels)"
-        )
 
 
 def binary_pixels(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -23,7 +23,14 @@ from genlab.errors import ConfigError
 from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood
 from genlab.models.common.distributions import LIKELIHOODS, DiagonalGaussian
 from genlab.models.common.layers import DECODERS, ENCODERS, MLPDecoder
-from genlab.models.declarations import BINARISED, GREY, TinyConfig, Traits, ZooEntry
+from genlab.models.declarations import (
+    BINARISED,
+    GREY,
+    THRESHOLDED,
+    TinyConfig,
+    Traits,
+    ZooEntry,
+)
 from genlab.models.registry import MODELS
 
 # Rows (images x samples) decoded at once by log_likelihood: large enough for efficient
@@ -92,12 +99,22 @@ class VAE(GenerativeModel[VAEConfig]):
         "vae": TinyConfig({"hidden": [32], "latent_dim": 4}),
         "vae_warmup": TinyConfig({"hidden": [32], "latent_dim": 4, "kl_warmup_steps": 40}),
         "vae_grey": TinyConfig({"hidden": [32], "latent_dim": 4, "likelihood": "logistic"}, 256),
+        "vae_conv": TinyConfig({"encoder": "conv", "channels": [8, 16], "latent_dim": 4}),
     }
     zoo_entries = (
         ZooEntry(
             "vae",
             BINARISED,
             0.10,
+            20,
+            {"encoder": "mlp", "hidden": [400], "latent_dim": 20},
+            cheap=True,
+        ),
+        # the likelihood claim under a second binarisation: pixels > 0.5, no Bernoulli noise
+        ZooEntry(
+            "vae-threshold",
+            THRESHOLDED,
+            0.05,
             20,
             {"encoder": "mlp", "hidden": [400], "latent_dim": 20},
             cheap=True,

@@ -27,6 +27,7 @@ from genlab import noise
 from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo, GenerativeModel
+from genlab.models.common.checks import require_binary
 from genlab.models.declarations import BINARISED, TinyConfig, Traits, ZooEntry
 from genlab.models.markov.boltzmann import (
     AisEstimate,
@@ -103,11 +104,7 @@ class RBM(GenerativeModel[RBMConfig]):
 
     def __init__(self, config: RBMConfig, data_info: DataInfo) -> None:
         super().__init__(config, data_info)
-        if data_info.levels != 2:
-            raise ConfigError(
-                "the rbm family models binary pixels; set data.binarize to dynamic, static or "
-                f"threshold (the data have {data_info.levels} levels)"
-            )
+        require_binary("rbm", data_info)
         visible = data_info.num_dims
         self.weight = nn.Parameter(torch.randn(config.hidden, visible) * config.init_std)
         self.visible_bias = nn.Parameter(torch.zeros(visible))
