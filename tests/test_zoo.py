@@ -12,7 +12,7 @@ from genlab import api
 from genlab.cli import main
 from genlab.errors import ConfigError
 from genlab.models.markov.rbm import ZOO_EPOCHS as RBM_ZOO_EPOCHS
-from genlab.zoo import ZOO, Slot, ZooEntry, allocate, hand_on, select, zoo_folder
+from genlab.zoo import ZOO, Slot, ZooEntry, allocate, budget, hand_on, select, zoo_folder
 from genlab.zoo.budget import fair_level
 
 
@@ -20,7 +20,18 @@ def _entry(name: str, weight: float, min_epochs: int) -> ZooEntry:
     return ZooEntry(name, "binarised", weight, min_epochs, {}, family="vae")
 
 
-def test_minimum_epochs_first_then_the_rest_by_weight():
+@pytest.fixture
+def bare(monkeypatch):
+    """Plans at the pilot's bare speed, so the arithmetic below reads in round numbers."""
+    monkeypatch.setattr(budget, "EPOCH_MARGIN", 1.0)
+
+
+def test_a_minimum_is_planned_with_the_epoch_margin():
+    slot = Slot(_entry("a", 1.0, 2), 0, 10.0)
+    assert slot.need == pytest.approx(2 * 10.0 * budget.EPOCH_MARGIN) and budget.EPOCH_MARGIN > 1
+
+
+def test_minimum_epochs_first_then_the_rest_by_weight(bare):
     a, b = Slot(_entry("a", 1.0, 2), 0, 10.0), Slot(_entry("b", 3.0, 1), 0, 30.0)
     allocate([a, b], 150.0)  # needs 20 + 30; the spare 100 goes 1:3
     assert (a.seconds, b.seconds) == (pytest.approx(45.0), pytest.approx(105.0))
@@ -39,7 +50,7 @@ def test_minimum_epochs_first_then_the_rest_by_weight():
     assert slots[0].seconds == pytest.approx(30.0) and slots[1].seconds == 1.0
 
 
-def test_seeds_share_their_entry_weight_and_unused_time_goes_to_later_runs():
+def test_seeds_share_their_entry_weight_and_unused_time_goes_to_later_runs(bare):
     entry = _entry("v", 2.0, 1)
     seeds = [Slot(entry, s, 1.0, seeds_of_entry=2) for s in range(2)]
     other = Slot(_entry("o", 2.0, 1), 0, 1.0)

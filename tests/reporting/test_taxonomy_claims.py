@@ -8,6 +8,7 @@ import dataclasses
 from genlab.models import MODELS
 from genlab.models.declarations import Traits
 from genlab.reporting.claims import UNDECIDED, CurvePoint, RunSummary, check_claims
+from genlab.reporting.report_render import first_clause
 from genlab.reporting.taxonomy import LEAVES, headline, leaf_of, placements, taxonomy_figure
 
 FLOW_EXACT = "a change-of-variables model gives an exact likelihood and one-pass sampling"
@@ -62,7 +63,7 @@ VAE_GREY = _run("vae-grey", "vae", {"nll_iwae_k100": _nll(1950.0, "iwae_bound")}
 def test_a_flow_that_samples_300x_faster_than_the_pixelcnn_with_its_exact_density_holds():
     verdict = _verdicts(PIXEL_GREY, FLOW_GREY)[FLOW_EXACT]
     assert verdict.verdict == "holds", verdict.evidence
-    assert "(300x)" in verdict.evidence and "dequantisation bound" in verdict.evidence
+    assert "(300.0x)" in verdict.evidence and "dequantisation bound" in verdict.evidence
     assert verdict.protocol == "fashion-mnist, 8-bit grey levels"
 
 
@@ -131,3 +132,9 @@ def test_the_figure_puts_each_run_under_its_leaf_with_its_headline(tmp_path):
     path = taxonomy_figure(runs, tmp_path / "taxonomy.png")
     assert path is not None and path.stat().st_size > 10_000
     assert taxonomy_figure([], tmp_path / "none.png") is None
+
+
+def test_the_claims_table_shows_the_first_clause_outside_parentheses():
+    text = "flow: 223.41 nats (5.036 bits/dim; exact density); sampling 3x; holds at 10x"
+    assert first_clause(text) == "flow: 223.41 nats (5.036 bits/dim; exact density)"
+    assert first_clause("x" * 300).endswith("…") and len(first_clause("x" * 300)) == 220

@@ -100,3 +100,19 @@ def test_the_selected_checkpoint_is_read_from_the_run():
         "epochs": 0,
         "min_epochs": 0,
     }
+
+
+def test_a_sharper_gan_cut_short_still_wins_and_the_vae_behind_must_have_had_its_chance():
+    """Where higher is better (sharpness), the run behind is the one with the lower value."""
+    sharp = {"sharpness_lap_2k": {"value": 0.93, "stderr": 0.01}}
+    blurry = {"sharpness_lap_2k": {"value": 0.38, "stderr": 0.01, "source": "means"}}
+    gan = _run("gan", "gan", sharp, epochs=4, min_epochs=5)
+    vae = _run("vae", "vae", blurry, epochs=23, min_epochs=20)
+    claim = "GAN samples are sharper than VAE samples"
+    assert _verdict(gan, vae, claim=claim).verdict == "holds"
+    assert _verdict(gan, dataclasses.replace(vae, epochs=3), claim=claim).verdict == UNDECIDED
+    dull = {"sharpness_lap_2k": {"value": 0.2, "stderr": 0.01}}
+    short_loser = dataclasses.replace(gan, metrics=dull)  # the GAN behind, cut short
+    assert _verdict(short_loser, vae, claim=claim).verdict == UNDECIDED
+    loser = dataclasses.replace(short_loser, epochs=5)
+    assert _verdict(loser, vae, claim=claim).verdict == "does not hold"

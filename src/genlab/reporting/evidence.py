@@ -158,15 +158,19 @@ def compare_lower(
     b: tuple[RunSummary, str, dict[str, Any]],
     *,
     curves: bool = True,
+    lower_is_better: bool = True,
 ) -> tuple[str, str]:
     """Verdict on "a's metric is lower than b's", three-valued: the intervals must not
     overlap, the run behind must have reached the minimum epochs it was planned, and
     (``curves``: when the metric is the one the validation loss tracks) it must have stopped
-    learning by its selected checkpoint. (verdict, why)."""
+    learning by its selected checkpoint. The run behind is the one with the worse value: the
+    higher, or the lower where ``lower_is_better`` is False (a caller asking whether a's
+    sharpness is lower than b's). (verdict, why)."""
     (run_a, _, ma), (run_b, _, mb) = a, b
     se = (_stderr(ma) ** 2 + _stderr(mb) ** 2) ** 0.5
     gap = mb["value"] - ma["value"]  # > 0: a is lower
-    behind, metric = (run_b, mb) if gap > 0 else (run_a, ma)
+    b_worse = (gap > 0) == lower_is_better  # b's value is the higher / the lower one
+    behind, metric = (run_b, mb) if b_worse else (run_a, ma)
     if abs(gap) <= 2 * se:
         why = f"the difference {gap:+.2f} is within 2 s.e. ({2 * se:.2f})"
         return UNDECIDED, why + (_trend(behind, _stderr(metric)) if curves else "")

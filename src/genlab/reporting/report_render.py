@@ -80,9 +80,16 @@ SPREAD_NOTE = (
 )
 
 
-def headline(evidence: str, width: int = 220) -> str:
-    """The first clause of a verdict's evidence (up to its first "; "), cut at ``width``."""
-    first = evidence.split("; ", 1)[0]
+def first_clause(evidence: str, width: int = 220) -> str:
+    """The first clause of a verdict's evidence (up to its first "; " outside parentheses),
+    cut at ``width``."""
+    depth, end = 0, len(evidence)
+    for i, char in enumerate(evidence):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and evidence.startswith("; ", i):
+            end = i
+            break
+    first = evidence[:end]
     return first if len(first) <= width else first[: width - 1].rstrip() + "…"
 
 
@@ -95,7 +102,7 @@ def render_markdown(report: Report) -> str:
     lines += ["| claim | data | verdict | evidence |", "|---|---|---|---|"]
     for n, v in enumerate(report.claims, 1):
         lines.append(
-            f"| {v.claim} | {v.protocol or '—'} | **{v.verdict}** | {headline(v.evidence)} "
+            f"| {v.claim} | {v.protocol or '—'} | **{v.verdict}** | {first_clause(v.evidence)} "
             f"([{n}](#evidence-in-full)) |"
         )
     if any(v.claim.startswith(LIKELIHOOD_CLAIM) for v in report.claims):
@@ -201,7 +208,7 @@ def render_html(report: Report) -> str:
         css = v.verdict.replace(" ", "-")
         parts.append(
             f"<tr><td>{esc(v.claim)}</td><td>{esc(v.protocol or '—')}</td>"
-            f"<td class='{css}'><b>{esc(v.verdict)}</b></td><td>{esc(headline(v.evidence))} "
+            f"<td class='{css}'><b>{esc(v.verdict)}</b></td><td>{esc(first_clause(v.evidence))} "
             f"<a href='#evidence-{n}'>[{n}]</a></td></tr>"
         )
     parts.append("</table>")

@@ -17,6 +17,10 @@ from genlab.zoo.entries import ZooEntry
 
 PILOT_STEPS = 30  # training steps the pilot times per entry
 FIXED_MARGIN = 1.5  # planned time over the pilot's estimate for a fixed-epoch run
+# an epoch's time beyond the pilot's training speed: sample grids, checkpoints, the best
+# weights, the FD curve (the 30-minute zoo's time-limited runs reached 80-90 % of the minimum
+# epochs planned at the bare pilot speed)
+EPOCH_MARGIN = 1.2
 VALIDATION_COST = 1 / 3  # a validation image costs about a third of a training image (no backward)
 
 
@@ -36,8 +40,9 @@ class Slot:
 
     @property
     def need(self) -> float:
-        """Seconds for its minimum epochs."""
-        return self.entry.min_epochs * self.epoch_seconds
+        """Seconds for its minimum epochs, with :data:`EPOCH_MARGIN` for what an epoch does
+        besides training."""
+        return self.entry.min_epochs * self.epoch_seconds * EPOCH_MARGIN
 
     @property
     def weight(self) -> float:
@@ -63,7 +68,8 @@ def allocate(slots: list[Slot], seconds: float) -> None:
     time."""
     fixed = [s for s in slots if s.entry.fixed_epochs]
     for slot in fixed:
-        slot.seconds = slot.need * FIXED_MARGIN if math.isfinite(slot.need) else 0.0
+        estimate = slot.entry.min_epochs * slot.epoch_seconds  # at the pilot's bare speed
+        slot.seconds = estimate * FIXED_MARGIN if math.isfinite(estimate) else 0.0
     seconds = max(0.0, seconds - sum(s.seconds for s in fixed))
     slots = [s for s in slots if not s.entry.fixed_epochs]
     if not slots:
