@@ -103,17 +103,16 @@ def _prepare(config: RunConfig, place: _Place, data: Any | None = None) -> tuple
     torch.manual_seed(config.train.seed)  # parameter initialisation, the same on every device
     info = DataInfo(data.shape, data.levels)
     model = build_model(config.model, info, ema_decay=config.train.ema_decay).to(place.device)
+    _check_selection(config, model, len(data.val) > 0)
     if config.train.channels_last and has_convolutions(model):
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return data, model
 
 
-def _trainer(model: Any, data: Any, config: RunConfig, run: RunDir, place: _Place) -> Trainer:
+def _check_selection(config: RunConfig, model: Any, has_val: bool) -> None:
+    """Early stopping and keep_best choose weights by one validation loss: refused, before
+    anything is written, without a validation split or for a family of several phases."""
     cfg = config.train
-    rank, world = (0, 1) if place.group is None else (place.group.rank, place.group.world)
-    shard = {"device": place.device, "rank": rank, "world": world}
-    train = data.stream("train", cfg.batch_size, shuffle=True, seed=cfg.seed, **shard)
-    val = data.stream("val", 500, shuffle=False, **shard) if len(data.val) > 0 else None
     selecting = [
         (key, fix)
         for key, on, fix in (
@@ -124,13 +123,21 @@ def _trainer(model: Any, data: Any, config: RunConfig, run: RunDir, place: _Plac
     ]
     phases = model.phases()
     for key, fix in selecting:
-        if val is None:
+        if not has_val:
             raise ConfigError(f"{key} needs a validation split; set data.val_fraction > 0")
         if len(phases) > 1:
             raise ConfigError(
                 f"{key} needs one validation loss, but the {model.family} family trains "
                 f"{len(phases)} phases ({', '.join(p.name for p in phases)}); {fix}"
             )
+
+
+def _trainer(model: Any, data: Any, config: RunConfig, run: RunDir, place: _Place) -> Trainer:
+    cfg = config.train
+    rank, world = (0, 1) if place.group is None else (place.group.rank, place.group.world)
+    shard = {"device": place.device, "rank": rank, "world": world}
+    train = data.stream("train", cfg.batch_size, shuffle=True, seed=cfg.seed, **shard)
+    val = data.stream("val", 500, shuffle=False, **shard) if len(data.val) > 0 else None
     callbacks = (
         run_callbacks(run, config, progress=cfg.progress, data=data) if place.is_main else []
     )

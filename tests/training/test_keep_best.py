@@ -3,6 +3,7 @@ training runs to its end, the selection resumes exactly, and eval can still scor
 weights."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -82,3 +83,5 @@ def test_keep_best_needs_one_validation_loss(tiny_overrides):
         api.train(
             load_run_config(None, [*tiny_overrides, "train.keep_best=true", "data.val_fraction=0"])
         )
+    runs = Path(load_run_config(None, tiny_overrides).runs_dir)
+    assert not runs.exists() or not any(runs.iterdir())  # refused before anything was written

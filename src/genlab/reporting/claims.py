@@ -11,11 +11,9 @@ for "not decided" is in :mod:`genlab.reporting.evidence`.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import statistics
 from collections.abc import Callable
-from typing import Any
 
 from genlab.reporting.evidence import (
     BINARY,
@@ -33,6 +31,17 @@ from genlab.reporting.evidence import (
     still_learning,
     verdict_of,
 )
+from genlab.reporting.groups import (
+    adversarial,
+    autoregressive,
+    best_of,
+    change_of_variables,
+    data_groups,
+    describe_data,
+    first_replicas,
+    measured_in,
+    variational,
+)
 
 __all__ = [
     "CLAIMS",
@@ -45,41 +54,6 @@ __all__ = [
     "check_claims",
     "still_learning",
 ]
-
-
-def _variational(runs: list[RunSummary]) -> list[RunSummary]:
-    return [r for r in runs if r.traits.variational]
-
-
-def _autoregressive(runs: list[RunSummary]) -> list[RunSummary]:
-    return [r for r in runs if r.traits.autoregressive]
-
-
-def _adversarial(runs: list[RunSummary]) -> list[RunSummary]:
-    return [r for r in runs if r.traits.adversarial]
-
-
-def _change_of_variables(runs: list[RunSummary]) -> list[RunSummary]:
-    """Exact densities sampled in one pass: flows (not the autoregressive models)."""
-    t = [r for r in runs if r.traits.density == "exact" and r.traits.sampling == "one_pass"]
-    return [r for r in t if not r.traits.autoregressive]
-
-
-def _measured(
-    runs: list[RunSummary], prefix: str, source: str = "samples"
-) -> list[tuple[RunSummary, str, dict[str, Any]]]:
-    """(run, metric name, entry) for every run with a metric named ``prefix...``."""
-    return [(r, *found) for r in runs if (found := r.metric(prefix, source)) is not None]
-
-
-def _best(
-    runs: list[RunSummary], prefix: str, lower_is_better: bool = True, source: str = "samples"
-) -> tuple[RunSummary, str, dict[str, Any]] | None:
-    found = _measured(runs, prefix, source)
-    if not found:
-        return None
-    sign = 1 if lower_is_better else -1
-    return min(found, key=lambda item: sign * item[2]["value"])
 
 
 def autoencoder_init(runs: list[RunSummary]) -> tuple[str, str]:
@@ -128,7 +102,7 @@ def _var_of_mean(values: list[float]) -> float:
 
 
 def vae_likelihood(runs: list[RunSummary]) -> tuple[str, str]:
-    best = _best(_variational(runs), "nll_iwae")
+    best = best_of(variational(runs), "nll_iwae")
     if best is None:
         return "not measured", "evaluate a vae run with the nll metric"
     run, name, m = best
@@ -139,7 +113,7 @@ def vae_likelihood(runs: list[RunSummary]) -> tuple[str, str]:
 
 
 def vae_lower_bound(runs: list[RunSummary]) -> tuple[str, str]:
-    for run in _variational(runs):
+    for run in variational(runs):
         nll, elbo = run.metric("nll_iwae"), run.metric("elbo")
         if nll and elbo:
             gap = -elbo[1]["value"] - nll[1]["value"]
@@ -151,7 +125,7 @@ def vae_lower_bound(runs: list[RunSummary]) -> tuple[str, str]:
 
 
 def vae_representation(runs: list[RunSummary]) -> tuple[str, str]:
-    best = _best(_variational(runs), "probe_logreg_acc", lower_is_better=False)
+    best = best_of(variational(runs), "probe_logreg_acc", lower_is_better=False)
     if best is None:
         return "not measured", "evaluate a vae run with the probe metric"
     run, name, m = best
@@ -164,7 +138,7 @@ def vae_representation(runs: list[RunSummary]) -> tuple[str, str]:
 
 
 def autoregressive_likelihood(runs: list[RunSummary]) -> tuple[str, str]:
-    ar, vae = _best(_autoregressive(runs), "nll_exact"), _best(_variational(runs), "nll_")
+    ar, vae = best_of(autoregressive(runs), "nll_exact"), best_of(variational(runs), "nll_")
     if ar is None or vae is None:
         return "not measured", "evaluate an autoregressive run and a vae run with nll"
     (ar_run, ar_name, ar_m), (vae_run, vae_name, vae_m) = ar, vae
@@ -187,7 +161,7 @@ def autoregressive_likelihood_grey(runs: list[RunSummary]) -> tuple[str, str]:
     """The same comparison on 8-bit images (a 256-way softmax against the VAE's discretised
     logistic), with a flow's bound on the same images as context."""
     verdict, text = autoregressive_likelihood(runs)
-    flow = _best(_change_of_variables(runs), "nll_")
+    flow = best_of(change_of_variables(runs), "nll_")
     if flow is not None and verdict != "not measured":
         run, name, m = flow
         text += (
@@ -201,8 +175,8 @@ def flow_exact_and_one_pass(runs: list[RunSummary]) -> tuple[str, str]:
     """Holds when a flow's likelihood was computed from its exact density (its 8-bit figure
     is the dequantisation bound) and its one-pass sampler is at least twice as fast as the
     fastest autoregressive sampler on the same data (which takes a step per pixel)."""
-    flow = _best(_change_of_variables(runs), "nll_")
-    ar = _best(_autoregressive(runs), "sample_images_per_s", lower_is_better=False)
+    flow = best_of(change_of_variables(runs), "nll_")
+    ar = best_of(autoregressive(runs), "sample_images_per_s", lower_is_better=False)
     if flow is None or ar is None:
         return (
             "not measured",
@@ -228,7 +202,8 @@ def flow_exact_and_one_pass(runs: list[RunSummary]) -> tuple[str, str]:
 def flows_pay_in_likelihood(runs: list[RunSummary]) -> tuple[str, str]:
     """An autoregressive model's exact NLL against a flow's bound on the same 8-bit images:
     holds when the autoregressive one is lower (the three-valued rule of compare_lower)."""
-    ar, flow = _best(_autoregressive(runs), "nll_exact"), _best(_change_of_variables(runs), "nll_")
+    ar = best_of(autoregressive(runs), "nll_exact")
+    flow = best_of(change_of_variables(runs), "nll_")
     if ar is None or flow is None:
         return (
             "not measured",
@@ -247,15 +222,15 @@ def gan_sharper(runs: list[RunSummary]) -> tuple[str, str]:
     """Decided on sharpness, GAN samples against the VAE's decoder means (the images a VAE is
     shown by, which the textbook calls blurry) where they were measured, else its samples;
     the VAE's other image kind and FD (with precision) are context."""
-    gan = _best(_adversarial(runs), "sharpness", lower_is_better=False)
-    means = _best(_variational(runs), "sharpness", lower_is_better=False, source="means")
-    samples = _best(_variational(runs), "sharpness", lower_is_better=False)
+    gan = best_of(adversarial(runs), "sharpness", lower_is_better=False)
+    means = best_of(variational(runs), "sharpness", lower_is_better=False, source="means")
+    samples = best_of(variational(runs), "sharpness", lower_is_better=False)
     vae = means or samples
     if gan is None or vae is None:
         state, text = _fd_comparison(runs)
         if state != "compared":
             return state, text
-        fd_gan, fd_vae = _best(_adversarial(runs), "fd_"), _best(_variational(runs), "fd_")
+        fd_gan, fd_vae = best_of(adversarial(runs), "fd_"), best_of(variational(runs), "fd_")
         assert fd_gan is not None and fd_vae is not None
         return verdict_of(fd_gan[2]["value"] < fd_vae[2]["value"]), text + (
             " (no sharpness metric measured: FD ranks overall sample quality, not sharpness)"
@@ -290,7 +265,7 @@ def _fd_curves(gan: RunSummary, vae: RunSummary) -> str:
 
 def _fd_comparison(runs: list[RunSummary]) -> tuple[str, str]:
     """("compared", the FD text) or (a verdict that stops the comparison, why)."""
-    gan, vae = _best(_adversarial(runs), "fd_"), _best(_variational(runs), "fd_")
+    gan, vae = best_of(adversarial(runs), "fd_"), best_of(variational(runs), "fd_")
     if gan is None or vae is None:
         return "not measured", "evaluate a gan run and a vae run with fd"
     (gan_run, gan_name, gan_m), (vae_run, vae_name, vae_m) = gan, vae
@@ -308,10 +283,10 @@ def _fd_comparison(runs: list[RunSummary]) -> tuple[str, str]:
 
 
 def autoregressive_slow(runs: list[RunSummary]) -> tuple[str, str]:
-    ar = _best(_autoregressive(runs), "sample_images_per_s", lower_is_better=False)
+    ar = best_of(autoregressive(runs), "sample_images_per_s", lower_is_better=False)
     # against samplers that draw an image in one network pass (not chains or iterative ones)
     others = [r for r in runs if r.traits.sampling == "one_pass"]
-    fast = _best(others, "sample_images_per_s", lower_is_better=True)
+    fast = best_of(others, "sample_images_per_s", lower_is_better=True)
     if ar is None or fast is None:
         return "not measured", "evaluate an autoregressive run and another sampler"
     (ar_run, _, ar_m), (other, _, other_m) = ar, fast
@@ -332,7 +307,7 @@ def autoregressive_slow(runs: list[RunSummary]) -> tuple[str, str]:
 
 
 def boltzmann_likelihood(runs: list[RunSummary]) -> tuple[str, str]:
-    found = _measured(runs, "nll_ais")
+    found = measured_in(runs, "nll_ais")
     if not found:
         return "not measured", "evaluate an rbm run with the nll_ais metric"
     run, name, m = found[0]
@@ -346,7 +321,7 @@ def boltzmann_likelihood(runs: list[RunSummary]) -> tuple[str, str]:
 
 
 def chains_mix_slowly(runs: list[RunSummary]) -> tuple[str, str]:
-    found = _measured(runs, "chain_fd")
+    found = measured_in(runs, "chain_fd")
     if not found:
         return "not measured", "evaluate an rbm or denoising ae run with the chain metric"
     lines, slow = [], []
@@ -442,55 +417,6 @@ CLAIMS: list[tuple[str, str, tuple[str, ...], Check]] = [
         chains_mix_slowly,
     ),
 ]
-
-
-def data_groups(runs: list[RunSummary]) -> list[list[RunSummary]]:
-    """The runs grouped by their data (name, binarisation, fingerprint), in first-seen order:
-    only runs on the same data are ever compared."""
-    groups: dict[str, list[RunSummary]] = {}
-    for run in runs:
-        groups.setdefault(run.data_key, []).append(run)
-    return list(groups.values())
-
-
-def describe_data(run: RunSummary) -> str:
-    """The protocol column of a verdict, e.g. "fashion-mnist, binarised (static)"."""
-    name = run.data_key.split(" / ")[0]
-    if not run.binarize:
-        return name
-    kind = "8-bit grey levels" if run.binarize == "none" else f"binarised ({run.binarize})"
-    return f"{name}, {kind}"
-
-
-def first_replicas(runs: list[RunSummary]) -> list[RunSummary]:
-    """Of the runs that differ only in train.seed, the one with the lowest seed, its
-    fine-tuning accuracies pooled over every replica that has them; others kept."""
-    groups: dict[str, list[RunSummary]] = {}
-    for run in runs:
-        groups.setdefault(run.replica_key or run.name, []).append(run)
-    lowest = {key: min(group, key=lambda r: r.seed) for key, group in groups.items()}
-    kept = []
-    for run in runs:
-        key = run.replica_key or run.name
-        if lowest[key] is run:
-            kept.append(_pool_finetune(run, groups[key]))
-    return kept
-
-
-def _pool_finetune(run: RunSummary, replicas: list[RunSummary]) -> RunSummary:
-    """``run`` with the per-seed accuracies of every replica's finetune.json in its own."""
-    done = [r.finetune for r in replicas if r.finetune]
-    if len(done) < 2 or run.finetune is None:
-        return run
-    pooled: dict[str, dict[str, dict[str, Any]]] = {}
-    for variant, sizes in run.finetune["results"].items():
-        pooled[variant] = {}
-        for size, entry in sizes.items():
-            accs = [
-                a for f in done for a in f["results"].get(variant, {}).get(size, {}).get("runs", [])
-            ]
-            pooled[variant][size] = {**entry, "runs": accs}
-    return dataclasses.replace(run, finetune={**run.finetune, "results": pooled})
 
 
 def check_claims(runs: list[RunSummary]) -> list[Verdict]:

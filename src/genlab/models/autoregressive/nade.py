@@ -89,8 +89,8 @@ class SharedActivations(torch.autograd.Function):
     """NADE's conditional logits b_i + V_i . sigmoid(a_i) of 0/1 pixels x (B, D), (B, D).
 
     All (D, B, H) activations of a batch at once would take 157 MB for Fashion-MNIST
-    (B = 100, H = 500), and autograd would keep several such tensors (on a 2-core CPU,
-    1.4 s a training step against 0.2 s here); instead the pixels are taken in blocks of
+    (B = 100, H = 500), and autograd would keep several such tensors (most of a step's time
+    went on allocating them); instead the pixels are taken in blocks of
     about ``BLOCK_ELEMENTS`` activations, each block one cumulative sum from the activation
     where the previous block ended, and only the block-start activations (one (B, H) per
     block) are kept for the backward pass, which recomputes the block. The gradient is the
