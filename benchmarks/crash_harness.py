@@ -10,8 +10,10 @@ resumed process (while it imports, loads, trains or writes a checkpoint: checkpo
 written every 2 steps, and half of the kills wait for a temporary checkpoint file to appear,
 so they land inside a write). After each kill it counts corrupt
 checkpoints (files that do not load), then resumes with `genlab train --resume`. At the end it
-reports orphaned temporary files, duplicate metric records and whether every weight tensor
-equals the uninterrupted run's. Both runs use one thread, so the arithmetic is the same.
+reports files outside the documented run-folder layout (orphaned temporaries), duplicate
+metric records, whether every weight tensor equals the uninterrupted run's, and whether the
+epoch records of metrics.jsonl (every train/ and val/ mean, step and rate; not the timings)
+equal the uninterrupted run's. Both runs use one thread, so the arithmetic is the same.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import torch
 from safetensors.torch import load_file
 
 from genlab.errors import RunError
-from genlab.fileio import TMP_SUFFIX
+from genlab.runs import RunDir
 from genlab.training.checkpoint import load_state
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -107,7 +109,18 @@ def duplicate_records(run: Path) -> int:
 
 
 def orphans(run: Path) -> list[str]:
-    return [str(p) for p in run.rglob(f"*{TMP_SUFFIX}*")]
+    """Files outside the documented layout (what a kill inside a write leaves)."""
+    return [str(run / name) for name in RunDir(run).undocumented()]
+
+
+TIMINGS = ("seconds", "images_per_s")
+
+
+def epoch_records(run: Path) -> list[dict[str, Any]]:
+    records = map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+    return [
+        {k: v for k, v in r.items() if k not in TIMINGS} for r in records if r["kind"] == "epoch"
+    ]
 
 
 def same_weights(a: Path, b: Path) -> bool:
@@ -181,6 +194,9 @@ def under_fire(family: str, kills: int, root: Path, rng: random.Random) -> dict[
         rounds[-1]["bitwise_equal"] = same_weights(
             rounds[-1]["run"] / "model.safetensors", reference_run / "model.safetensors"
         )
+        rounds[-1]["equal_epoch_records"] = epoch_records(rounds[-1]["run"]) == epoch_records(
+            reference_run
+        )
     total = {key: sum(r[key] for r in rounds) for key in COUNTS}
     return {
         "family": family,
@@ -189,6 +205,7 @@ def under_fire(family: str, kills: int, root: Path, rng: random.Random) -> dict[
         "orphaned_temporaries": [p for r in rounds for p in r["orphaned_temporaries"]],
         "all_finished": all(r["finished"] for r in rounds),
         "bitwise_equal": all(r["bitwise_equal"] for r in rounds),
+        "equal_epoch_records": all(r["equal_epoch_records"] for r in rounds),
         "uninterrupted_seconds": seconds,
     }
 
@@ -225,6 +242,7 @@ def main() -> None:
             "orphaned_temporaries": sum(len(r["orphaned_temporaries"]) for r in results),
             "duplicate_metric_records": sum(r["duplicate_metric_records"] for r in results),
             "all_bitwise_equal": all(r["bitwise_equal"] for r in results),
+            "all_equal_epoch_records": all(r["equal_epoch_records"] for r in results),
             "families": results,
         },
     )

@@ -27,7 +27,7 @@ def trained(tiny_overrides):
 @pytest.fixture
 def load_counts(monkeypatch):
     counts = {"data": 0, "model": 0}
-    real_data, real_model = runs_open.load_data, runs_open.load_model
+    real_data, real_model = runs_open.load_data, runs_open.load_exported
 
     def count_data(*args, **kwargs):
         counts["data"] += 1
@@ -38,7 +38,7 @@ def load_counts(monkeypatch):
         return real_model(*args, **kwargs)
 
     monkeypatch.setattr(runs_open, "load_data", count_data)
-    monkeypatch.setattr(runs_open, "load_model", count_model)
+    monkeypatch.setattr(runs_open, "load_exported", count_model)
     return counts
 
 

@@ -33,14 +33,9 @@ from genlab.evaluation.runner import evaluate as evaluate_model
 from genlab.models import DataInfo, build_model, load_run_config
 from genlab.representation import embed, finetune, probe
 from genlab.runs import EVAL_OVERRIDES, OpenRun, RunDir, check_loggers, open_run, run_callbacks
-from genlab.runs.guard import remove_stale_outputs, training_lock, trim_metrics
-from genlab.training.callbacks import Checkpointer, SignalStop
-from genlab.training.checkpoint import (
-    check_state_matches,
-    latest_checkpoint,
-    load_state,
-    remove_stale_temporaries,
-)
+from genlab.runs.guard import clean_up, remove_stale_outputs, training_lock, trim_metrics
+from genlab.training.callbacks import Checkpointer, StoppedAtOnce
+from genlab.training.checkpoint import check_state_matches, latest_checkpoint, load_state
 from genlab.training.distributed import ProcessGroup, check_batch, join, leave
 from genlab.training.step import has_convolutions
 from genlab.training.trainer import Trainer
@@ -60,6 +55,10 @@ RESUME_OVERRIDABLE = (
     # then no longer bitwise the uninterrupted one, which is the point)
     "train.lr",
     "train.grad_clip",
+    "train.warmup_steps",
+    "train.precision",
+    "train.explode_factor",
+    "train.explode_steps",
     "train.checkpoint_every",
     "train.checkpoint_every_steps",
     "train.checkpoint_every_minutes",
@@ -166,39 +165,43 @@ def _train(config: RunConfig, place: _Place) -> RunDir:
         return run
     run = RunDir.create(config.runs_dir, config.data.name, config.model.family)
     run.write_config(config)
-    run.update_info(
-        family=model.family,
-        data_info={"shape": list(data.shape), "levels": data.levels},
-        data={
+    run.update_info(**_run_record(config, data, model, place), status="training")
+    if place.group is not None:  # the followers open the folder rank 0 made
+        place.group.broadcast_object(str(run.path))
+    with training_lock(run):
+        _fit(run, _trainer(model, data, config, run, place))
+    return run
+
+
+def _run_record(config: RunConfig, data: Any, model: Any, place: _Place) -> dict[str, Any]:
+    """What run.json records about a run when training starts."""
+    return {
+        "family": model.family,
+        "data_info": {"shape": list(data.shape), "levels": data.levels},
+        "data": {
             "name": data.name,
             "fingerprint": data.fingerprint,
             "train": len(data.train),
             "val": len(data.val),
             "test": len(data.test),
         },
-        seeds={
+        "seeds": {
             "train": config.train.seed,
             "split": config.data.split_seed,
             "binarize": config.data.binarize_seed,
             "eval": config.eval.seed,
         },
-        parameters=sum(p.numel() for p in model.parameters()),
-        versions={
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "versions": {
             "genlab": __version__,
             "torch": torch.__version__,
             "python": platform.python_version(),
         },
-        threads=torch.get_num_threads(),
-        device=describe(place.device),
-        processes=1 if place.group is None else place.group.world,
-        precision=config.train.precision,
-        status="training",
-    )
-    if place.group is not None:  # the followers open the folder rank 0 made
-        place.group.broadcast_object(str(run.path))
-    with training_lock(run):
-        _fit(run, _trainer(model, data, config, run, place))
-    return run
+        "threads": torch.get_num_threads(),
+        "device": describe(place.device),
+        "processes": 1 if place.group is None else place.group.world,
+        "precision": config.train.precision,
+    }
 
 
 def resume(run: Run, overrides: Sequence[str] = (), *, progress: bool | None = None) -> RunDir:
@@ -222,6 +225,16 @@ def resume(run: Run, overrides: Sequence[str] = (), *, progress: bool | None = N
 
 def _resume(folder: RunDir, config: RunConfig, place: _Place, progress: bool | None) -> None:
     checkpoint = latest_checkpoint(folder.checkpoints)
+    if (
+        checkpoint is None
+        and folder.info_path.exists()
+        and folder.info().get("status") == "diverged"
+    ):
+        raise RunError(
+            f"{folder.path} diverged before any checkpoint from before the divergence was "
+            "kept, so there is nothing sound to resume from; start a new run with a lower "
+            "train.lr (or train.grad_clip)"
+        )
     if checkpoint is None:
         raise RunError(
             f"{folder.path} has no checkpoint to resume from (training stopped before the "
@@ -241,7 +254,17 @@ def _resume(folder: RunDir, config: RunConfig, place: _Place, progress: bool | N
             callback.last = checkpoint  # what a divergence message points back to
     # what a killed process left behind: temporaries, log records past the checkpoint,
     # and results of the weights that training now changes
-    remove_stale_temporaries(folder.checkpoints)
+    clean_up(folder, trainer=True)
+    if not folder.info_path.exists():
+        print(
+            f"note: {folder.info_path} was missing; it is written again from config.json, the "
+            "data and the checkpoint (marked 'repaired'; the first training's speed is lost)"
+        )
+        folder.update_info(
+            **_run_record(config, data, model, place),
+            repaired="run.json rebuilt at a resume",
+        )
+    folder.update_info(precision=config.train.precision)
     trim_metrics(folder, int(state["progress"]["step"]))
     if trainer.epoch < config.train.epochs:  # training will change the weights
         remove_stale_outputs(folder)
@@ -279,13 +302,13 @@ def _fit(run: RunDir, trainer: Trainer) -> None:
         return
     try:
         trainer.fit()
-    except KeyboardInterrupt:
-        run.update_info(status="interrupted")
+    except KeyboardInterrupt as exc:  # a second signal, or Ctrl-C outside the fit's handlers
+        # the status is written with signals ignored, so a third one cannot cut it short
+        with _signals_ignored():
+            how = exc.signal_name if isinstance(exc, StoppedAtOnce) else "sigint"
+            run.update_info(status=f"interrupted ({how}, at once)")
+        exc.run_path = run.path  # type: ignore[attr-defined]
         raise
-    finally:  # whatever ended the fit, Ctrl-C must work again as usual
-        for callback in trainer.callbacks:
-            if isinstance(callback, SignalStop):
-                callback.restore()
 
 
 def evaluate(
@@ -310,8 +333,9 @@ def evaluate(
     check_metric_names(config.eval)
     model, data = opened.model, opened.data
     weights = str(opened.info().get("exported_from", "exported weights"))
+    used = opened.weights.record()  # loads the model (refused while the run trains)
     if final:
-        weights = _load_final_weights(opened)
+        weights, used = _load_final_weights(opened)
     start = time.perf_counter()
     results = evaluate_model(
         model, data, config.eval, split=split, progress=progress, run_info=opened.info()
@@ -325,6 +349,7 @@ def evaluate(
             "fingerprint": data.fingerprint,
         },
         "weights": weights,
+        "weights_used": used,
         **results,
         "device": describe(opened.device),
         "seconds": time.perf_counter() - start,
@@ -335,9 +360,9 @@ def evaluate(
     return results
 
 
-def _load_final_weights(opened: OpenRun) -> str:
+def _load_final_weights(opened: OpenRun) -> tuple[str, dict[str, Any]]:
     """Load the model state of the run's last checkpoint into its opened model (averaged
-    weights where it keeps an average); returns where they come from."""
+    weights where it keeps an average); returns where they come from, and their record."""
     checkpoint = latest_checkpoint(opened.run.checkpoints)
     if checkpoint is None:
         raise RunError(
@@ -349,7 +374,9 @@ def _load_final_weights(opened: OpenRun) -> str:
     check_state_matches(state, model, checkpoint)
     model.load_state_dict({k: v.to(opened.device) for k, v in state["model"].items()})
     model.use_average()
-    return f"final weights at step {state['progress']['step']} ({checkpoint.name})"
+    step = int(state["progress"]["step"])
+    used = {"file": f"checkpoints/{checkpoint.name}", "step": step, "sha256": None}
+    return f"final weights at step {step} ({checkpoint.name})", used
 
 
 def _eval_binarization(config: RunConfig) -> str:

@@ -9,6 +9,7 @@ and renders.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from genlab.errors import ConfigError, GenlabError
 from genlab.reporting.report import Table, build_report, summarise
 from genlab.reporting.report_render import write_report
 from genlab.runs import OpenRun, RunDir, device_overrides, open_run, require_model
+from genlab.runs.model_io import stale_note
 
 Run = OpenRun | RunDir | str | Path
 CHAIN_STEPS = 1000  # the length of the chains drawn for Markov-chain families
@@ -45,6 +47,29 @@ def draw_images(opened: OpenRun, folder: Path, *, progress: bool) -> dict[str, s
     return drawn
 
 
+def _stale(run: RunDir) -> str | None:
+    """Why the run's eval.json no longer describes its exported weights, if it does not."""
+    if not run.eval_path.exists():
+        return None
+    return stale_note(run.read_json(run.eval_path), run, "eval.json")
+
+
+def check_writable(out: Path) -> None:
+    """A one-line error unless ``out`` is, or can be made, a folder this process writes in."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"the report folder {str(out)!r} is a file; choose another --out")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"cannot make the report folder {str(out)!r}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot write the report folder {str(out)!r}: {existing} is not writable; "
+            "choose another --out"
+        )
+
+
 def compare(
     runs: Sequence[Run],
     out: str | Path = "report",
@@ -68,10 +93,14 @@ def compare(
         if run.run.eval_path.exists():
             summarise(run.run)
     out = Path(out)
+    check_writable(out)  # before any run gains an eval.json
     images = {}
     for run in opened:
-        if not run.run.eval_path.exists():
-            if progress:
+        stale = _stale(run.run)
+        if stale is not None:
+            print(f"note: {stale}; evaluating it again")
+        if not run.run.eval_path.exists() or stale is not None:
+            if progress and stale is None:
                 print(f"evaluating {run.path} (it has no eval.json yet)")
             api.evaluate(run, progress=progress)
         images[run.path.name] = draw_images(run, out / "images", progress=progress)

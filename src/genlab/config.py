@@ -105,6 +105,8 @@ class TrainConfig:
         "max_steps": (1, 10**12),
         "max_seconds": (0.001, 10**9),
         "ema_decay": (0.0, 0.999999),
+        "explode_factor": (1.0, 1e30),
+        "explode_steps": (1, 10**6),
     }
 
     epochs: int = 10
@@ -126,6 +128,11 @@ class TrainConfig:
     # keep the weights of the epoch with the lowest validation loss and export those (as early
     # stopping does) without stopping; the final weights stay in the last checkpoint
     keep_best: bool = False
+    # divergence: a NaN or infinite loss always stops training; so does a loss that explodes,
+    # |loss| > explode_factor * (median |loss| of its phase's last 100 steps + 1) for
+    # explode_steps steps in a row (explode_factor null: only NaN and infinities)
+    explode_factor: float | None = 1000.0
+    explode_steps: int = 10
     checkpoint_every: int = 1  # epochs between training-state checkpoints
     checkpoint_every_steps: int | None = None  # also every this many optimisation steps
     checkpoint_every_minutes: float | None = None  # also every this many minutes of training

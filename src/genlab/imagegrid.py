@@ -8,10 +8,23 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from genlab.fileio import atomic_path
 
 MIN_TILE = 32  # small images (8x8 digits) are enlarged to at least this many pixels
+
+
+def grid_bytes(n: int, shape: tuple[int, int, int], ncol: int | None = None, pad: int = 2) -> int:
+    """About the most memory :func:`save_grid` holds for n images of ``shape`` (C, H, W):
+    the float canvas, the enlarged float tiles (twice, while they are enlarged), the uint8
+    array, PIL's image and its encoder's copy."""
+    c, h, w = shape
+    scale = max(1, math.ceil(MIN_TILE / max(h, w)))
+    ncol = ncol or max(1, math.ceil(math.sqrt(n)))
+    nrow = math.ceil(n / ncol)
+    canvas = c * (nrow * (h * scale + pad) + pad) * (ncol * (w * scale + pad) + pad)
+    return canvas * (4 + 1 + 1 + 1) + 2 * 4 * n * c * h * w * scale * scale
 
 
 def grid_array(images: torch.Tensor, ncol: int | None = None, pad: int = 2) -> np.ndarray:
@@ -33,12 +46,22 @@ def grid_array(images: torch.Tensor, ncol: int | None = None, pad: int = 2) -> n
     return array
 
 
-def save_grid(images: torch.Tensor, path: str | Path, ncol: int | None = None) -> Path:
-    """Write images (N, C, H, W) in [0, 1] as a PNG grid; the file appears atomically."""
+def save_grid(
+    images: torch.Tensor,
+    path: str | Path,
+    ncol: int | None = None,
+    *,
+    text: dict[str, str] | None = None,
+) -> Path:
+    """Write images (N, C, H, W) in [0, 1] as a PNG grid; the file appears atomically.
+    ``text`` goes in the PNG's text chunks (which run and weights drew it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     array = grid_array(images, ncol)
     picture = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
     with atomic_path(path) as tmp:
-        picture.save(tmp, format="PNG")
+        info = PngInfo()
+        for key, value in (text or {}).items():
+            info.add_text(key, value)
+        picture.save(tmp, format="PNG", pnginfo=info)
     return path

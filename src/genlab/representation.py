@@ -108,6 +108,7 @@ def probe(
         "seeds": list(seeds),
         "test_images": int(test_y.shape[0]),
         "results": results,
+        "weights_used": opened.weights.record(),
     }
     opened.run.write_json(opened.path / "probe.json", report)
     atomic_write_text(opened.path / "probe.md", probe_table(report))
@@ -151,6 +152,7 @@ def finetune(
         "batch_size": 100,
         "seeds": list(seeds),
         "results": results,
+        "weights_used": opened.weights.record(),
     }
     opened.run.write_json(opened.path / "finetune.json", report)
     atomic_write_text(opened.path / "finetune.md", finetune_table(report))

@@ -11,6 +11,7 @@ come back to the CPU to be written.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -18,7 +19,7 @@ import torch
 from genlab import noise
 from genlab.errors import ConfigError, RunError
 from genlab.evaluation.features import encode_images
-from genlab.imagegrid import save_grid
+from genlab.imagegrid import grid_bytes, save_grid
 from genlab.models.base import (
     SupportsDecode,
     SupportsEncode,
@@ -44,6 +45,19 @@ IMAGE_COPIES = 8  # float32 copies of a batch of images a sampler and the grid m
 def _positive(value: int, what: str) -> None:
     if value < 1:
         raise ConfigError(f"{what} must be a positive integer, got {value}")
+
+
+SAMPLE_CHUNK = 1024  # images drawn at once: what sampling holds besides the images is bounded
+
+
+def _in_chunks(n: int, draw: Callable[[int], torch.Tensor]) -> torch.Tensor:
+    """n images drawn SAMPLE_CHUNK at a time (one draw when n is no more), moved to the CPU
+    as they come, so a model's working memory does not grow with n."""
+    parts = []
+    with torch.no_grad():
+        for start in range(0, n, SAMPLE_CHUNK):
+            parts.append(draw(min(SAMPLE_CHUNK, n - start)).cpu())
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def sample(
@@ -75,7 +89,7 @@ def sample(
     opened = open_run(run, device_overrides(device))
     model = opened.model
     require_fits(
-        IMAGE_COPIES * 4 * n * model.data_info.num_dims,
+        IMAGE_COPIES * 4 * n * model.data_info.num_dims + grid_bytes(n, model.data_info.shape),
         f"drawing {n:,} samples",
         "ask for fewer with -n (a grid of 64 is the default)",
     )
@@ -85,7 +99,9 @@ def sample(
         start = require_chain(model).chain_start(n, generator=generator)
         images, _ = run_chain(model, start, steps, generator=generator, progress=progress)
         return save_grid(
-            images.cpu(), out or opened.run.samples / f"sample-seed{seed}-steps{steps}.png"
+            images.cpu(),
+            out or opened.run.samples / f"sample-seed{seed}-steps{steps}.png",
+            text=opened.provenance(),
         )
     if not isinstance(model, SupportsSample):
         if isinstance(model, SupportsMarkovChain) and model.chain_not_available() is None:
@@ -104,24 +120,30 @@ def sample(
                 f"the {model.family} family has no mean images apart from its samples; "
                 "drop --means (it is for a vae, whose decoder means differ from its samples)"
             )
-        with torch.no_grad():
-            images = model.sample_means(n, generator=generator)
-        return save_grid(images.cpu(), out or opened.run.samples / f"means-seed{seed}.png")
+        images = _in_chunks(n, lambda k: model.sample_means(k, generator=generator))
+        return save_grid(
+            images.cpu(),
+            out or opened.run.samples / f"means-seed{seed}.png",
+            text=opened.provenance(),
+        )
     if temperature is not None:
         if not isinstance(model, SupportsTemperature):
             raise ConfigError(
                 f"the {model.family} family has no sampling temperature; drop --temperature "
                 "(it is for flows, whose latents have a Gaussian prior)"
             )
-        with torch.no_grad():
-            images = model.sample_tempered(
-                n, temperature=temperature, generator=generator, progress=progress
-            )
+        images = _in_chunks(
+            n,
+            lambda k: model.sample_tempered(
+                k, temperature=temperature, generator=generator, progress=progress
+            ),
+        )
         name = f"sample-seed{seed}-t{temperature:g}.png"
-        return save_grid(images.cpu(), out or opened.run.samples / name)
-    with torch.no_grad():
-        images = model.sample(n, generator=generator, progress=progress)
-    return save_grid(images.cpu(), out or opened.run.samples / f"sample-seed{seed}.png")
+        return save_grid(images.cpu(), out or opened.run.samples / name, text=opened.provenance())
+    images = _in_chunks(n, lambda k: model.sample(k, generator=generator, progress=progress))
+    return save_grid(
+        images.cpu(), out or opened.run.samples / f"sample-seed{seed}.png", text=opened.provenance()
+    )
 
 
 def chain(
@@ -156,7 +178,7 @@ def chain(
     )
     tiles = torch.stack([states[s] for s in record], dim=1).flatten(0, 1).cpu()  # chain-major
     path = out or opened.run.samples / f"chain-{start}-seed{seed}-steps{steps}.png"
-    return save_grid(tiles, path, ncol=len(record))
+    return save_grid(tiles, path, ncol=len(record), text=opened.provenance())
 
 
 def test_images(opened: OpenRun, n: int, seed: int) -> torch.Tensor:
@@ -192,7 +214,7 @@ def reconstruct(
     for start in range(0, n, ncol):
         rows += [images[start : start + ncol], recon[start : start + ncol]]
     out = out or opened.run.samples / f"reconstruct-seed{seed}.png"
-    return save_grid(torch.cat(rows), out, ncol=ncol)
+    return save_grid(torch.cat(rows), out, ncol=ncol, text=opened.provenance())
 
 
 def interpolate(
@@ -216,7 +238,8 @@ def interpolate(
     opened = open_run(run, device_overrides(device), data_path=data_path)
     model = opened.model
     require_fits(
-        IMAGE_COPIES * 4 * pairs * steps * model.data_info.num_dims,
+        IMAGE_COPIES * 4 * pairs * steps * model.data_info.num_dims
+        + grid_bytes(pairs * (steps + 2), model.data_info.shape, steps + 2),
         f"{pairs:,} interpolations of {steps:,} steps",
         "ask for fewer --pairs or --steps",
     )
@@ -228,7 +251,7 @@ def interpolate(
         path = z[0::2].unsqueeze(1) * (1 - t) + z[1::2].unsqueeze(1) * t  # (P, S, L)
         with torch.no_grad():
             generated = model.generate(path.flatten(0, 1))
-        return save_grid(generated.cpu(), out, ncol=steps)
+        return save_grid(generated.cpu(), out, ncol=steps, text=opened.provenance())
     if not (isinstance(model, SupportsEncode) and isinstance(model, SupportsDecode)):
         raise RunError(f"the {model.family} family has no latent space to interpolate in")
     images = test_images(opened, 2 * pairs, seed)
@@ -237,7 +260,7 @@ def interpolate(
         path = codes[0::2].unsqueeze(1) * (1 - t) + codes[1::2].unsqueeze(1) * t  # (P, S, L)
         decoded = model.decode(path.flatten(0, 1)).view(pairs, steps, *images.shape[1:]).cpu()
     grid = torch.cat([images[0::2].unsqueeze(1), decoded, images[1::2].unsqueeze(1)], dim=1)
-    return save_grid(grid.flatten(0, 1), out, ncol=steps + 2)
+    return save_grid(grid.flatten(0, 1), out, ncol=steps + 2, text=opened.provenance())
 
 
 def latent_view(

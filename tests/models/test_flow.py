@@ -292,7 +292,7 @@ def test_an_overflowing_log_determinant_stops_training_like_any_divergence(
     monkeypatch.setattr(MultiScaleFlow, "forward", overflowing)
     base = [o for o in tiny_overrides if not o.startswith(("model.", "eval."))]
     config = load_run_config(None, [*base, *tiny_variants()["realnvp"]])
-    with pytest.raises(TrainingDiverged, match="loss became"):
+    with pytest.raises(TrainingDiverged, match="the loss was -?inf"):
         api.train(config)
     (folder,) = Path(config.runs_dir).glob("0*")
     info = RunDir(folder).info()

@@ -37,6 +37,7 @@ def test_sigkill_at_random_moments_then_resume_equals_the_uninterrupted_run(tmp_
     assert result["kills"] == 3 and result["all_finished"]
     assert result["corrupt_files_found"] == 0 and result["orphaned_temporaries"] == []
     assert result["duplicate_metric_records"] == 0 and result["bitwise_equal"]
+    assert result["equal_epoch_records"]
 
 
 @pytest.mark.slow
@@ -45,6 +46,7 @@ def test_many_kills(tmp_path, family):
     result = harness().under_fire(family, 10, tmp_path, random.Random(2))
     assert result["corrupt_files_found"] == 0 and result["orphaned_temporaries"] == []
     assert result["duplicate_metric_records"] == 0 and result["bitwise_equal"]
+    assert result["equal_epoch_records"]
 
 
 def test_sigterm_stops_with_a_checkpoint_and_resume_finishes_exactly(tmp_path):

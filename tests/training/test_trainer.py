@@ -81,7 +81,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_config, monkeypatch)
         return terms
 
     monkeypatch.setattr(VAE, "loss", loss_that_explodes)
-    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 31 .*state-000000023"):
+    with pytest.raises(
+        TrainingDiverged, match=r"loss was nan \(not a finite number\) at step 31 .*state-000000023"
+    ):
         api.train(tiny_config)
     (folder,) = Path(tiny_config.runs_dir).glob("0*")
     run = RunDir(folder)

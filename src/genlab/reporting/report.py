@@ -23,6 +23,7 @@ from genlab.reporting.plots import quality_vs_compute, sample_quality_vs_compute
 from genlab.reporting.spread import SpreadRow, seed_spread
 from genlab.reporting.taxonomy import taxonomy_figure
 from genlab.runs import RunDir
+from genlab.runs.model_io import stale_note
 from genlab.runs.sample_curve import FD_PREFIX
 
 IMAGE_KINDS = (
@@ -107,6 +108,7 @@ def summarise(run: RunDir) -> RunSummary:
         binarize=str(data.get("binarize") or "").split(" ")[0],  # "static (binarize_seed 0)"
         **replica(run.read_json(run.config_path)),
         **selection(run.info(), results),
+        stale=stale_note(results, run, "eval.json"),
     )
 
 

@@ -71,6 +71,8 @@ def _describe(entry: Any) -> str:
         text += f"; evaluated: {summary.checkpoint}"
     if summary.min_epochs:
         text += f" (planned minimum {summary.min_epochs} epochs)"
+    if summary.stale:
+        text += f"; **{summary.stale}** (run `genlab eval` again)"
     return text
 
 

@@ -64,10 +64,12 @@ class RunRecorder(Callback):
             if result.best_epoch:
                 origin += f" at epoch {result.best_epoch}"
             selected = {"weights": "best", "best_epoch": result.best_epoch}
+            step = result.best_step if result.best_step is not None else result.steps
         else:
             origin = f"final weights at step {result.steps}"
             selected = {"weights": "final", "best_epoch": None}
-        export_model(self.run, trainer.model.eval(), origin)
+            step = result.steps
+        export_model(self.run, trainer.model.eval(), origin, step)
         self.run.update_info(
             **selected,
             status="finished" if result.finished else f"interrupted ({result.stop_reason})",
@@ -79,15 +81,19 @@ class RunRecorder(Callback):
         )
 
     def on_diverged(self, trainer: Trainer) -> None:
-        """Export the last good checkpoint's weights (when there is one), so the diverged run
-        can still be evaluated and sampled; the live weights hold NaNs."""
-        self.run.update_info(status="diverged")
+        """Export the last good checkpoint's weights (the checkpointer, before, chose it), so
+        the diverged run can still be evaluated and sampled; the live weights are broken."""
+        found = trainer.divergence
+        self.run.update_info(
+            status="diverged",
+            diverged_at_step=None if found is None else found.step,
+        )
         checkpoint = latest_checkpoint(self.run.checkpoints)
         if checkpoint is not None:
             state = load_state(checkpoint)
             trainer.model.load_state_dict(state["model"])
-            step = state["progress"]["step"]
-            export_model(self.run, trainer.model.eval(), f"last good checkpoint, step {step}")
+            step = int(state["progress"]["step"])
+            export_model(self.run, trainer.model.eval(), f"last good checkpoint, step {step}", step)
 
 
 def check_loggers(config: RunConfig) -> None:

@@ -9,8 +9,14 @@ Layout::
     checkpoints/       training state (state-<step>.safetensors, pointer file `latest`)
     model.safetensors  exported model weights that eval/sample/reconstruct read
     samples/           images written by training and by `genlab sample` etc.
-    eval.json          evaluation results
+    eval.json          evaluation results (eval-val.json, eval-final.json, eval-val-final.json)
+    probe.json/.md, finetune.json/.md, embed-*.npz, latent-*.png   representation results
     tensorboard/       event files, when train.loggers has tensorboard
+    .lock              the training lock
+
+Nothing else stays: temporaries of atomic writes (``.<name>.<pid>.tmp<suffix>``) that a killed
+process left are removed by the next command that touches the run (:data:`LAYOUT` is the
+list a test checks folders against).
 
 Run numbers are claimed atomically in ``<runs dir>/.numbers/`` whatever the data and model
 names, so two processes never get the same number. Every file is written through
@@ -21,15 +27,39 @@ from __future__ import annotations
 
 import json
 import re
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from genlab.config import RunConfig
 from genlab.errors import RunError
-from genlab.fileio import append_line, atomic_write_json
+from genlab.fileio import append_line, atomic_write_json, is_temporary, remove_orphans
 from genlab.models import DataInfo, run_config_from_dict, run_config_to_dict
 
 _RUN_NAME = re.compile(r"^(\d{5})-")
+# every file a run folder may hold, as glob patterns relative to it (the documented layout)
+LAYOUT = (
+    "config.json",
+    "run.json",
+    "metrics.jsonl",
+    "model.safetensors",
+    "eval.json",
+    "eval-val.json",
+    "eval-final.json",
+    "eval-val-final.json",
+    "probe.json",
+    "probe.md",
+    "finetune.json",
+    "finetune.md",
+    "embed-*.npz",
+    "latent-*.png",
+    ".lock",
+    "checkpoints/latest",
+    "checkpoints/state-*.safetensors",
+    "checkpoints/best-model.safetensors",
+    "samples/*.png",
+    "tensorboard/*",
+)
 NUMBERS = ".numbers"  # one empty folder per claimed run number
 
 
@@ -78,8 +108,29 @@ class RunDir:
         if not run.path.is_dir():
             raise RunError(f"run folder {str(path)!r} does not exist; pass a folder under runs/")
         if not run.config_path.exists():
-            raise RunError(f"{run.path} is not a genlab run folder: it has no config.json")
+            run.remove_orphans()  # a training killed as it began leaves only those
+            raise RunError(
+                f"{run.path} is not a genlab run folder: it has no config.json (a training "
+                "killed as it began leaves such a folder; it holds nothing to keep)"
+            )
         return run
+
+    def remove_orphans(self, *, unnamed_too: bool = False) -> list[Path]:
+        """Remove the temporaries that killed processes left in the folder (see
+        :func:`genlab.fileio.remove_orphans`; ``unnamed_too`` only for the holder of the
+        training lock)."""
+        return remove_orphans([self.path, self.checkpoints, self.samples], unnamed_too=unnamed_too)
+
+    def undocumented(self) -> list[str]:
+        """Files in the folder that are not part of :data:`LAYOUT` (relative paths)."""
+        found = []
+        for path in sorted(self.path.rglob("*")):
+            if path.is_dir():
+                continue
+            relative = path.relative_to(self.path).as_posix()
+            if is_temporary(path) or not any(fnmatchcase(relative, p) for p in LAYOUT):
+                found.append(relative)
+        return found
 
     # -- paths ----------------------------------------------------------------------------
     @property

@@ -7,6 +7,11 @@
   process logged after S are dropped (they will be logged again), and so is a torn last line.
 - :func:`remove_stale_outputs`: what was computed from the previous weights (evaluation,
   probes, pictures drawn by `genlab sample` ...) goes once training changes the weights.
+- :func:`clean_up`: the temporaries of killed processes go whenever a command touches the
+  run (those of a process still writing stay).
+- :func:`refuse_while_training`: a command that reads the weights is refused while a process
+  trains the run (they are about to change); results record the weights they came from in
+  any case, so one computed just before a resume is seen as stale afterwards.
 """
 
 from __future__ import annotations
@@ -23,9 +28,64 @@ from genlab.fileio import atomic_write_text
 from genlab.runs.folder import RunDir
 
 LOCK_FILE = ".lock"
-STALE_FILES = ("eval.json", "eval-val.json", "probe.json", "probe.md", "finetune.json")
+STALE_FILES = (
+    "eval.json",
+    "eval-val.json",
+    "eval-final.json",
+    "eval-val-final.json",
+    "probe.json",
+    "probe.md",
+    "finetune.json",
+    "finetune.md",
+)
 STALE_PATTERNS = ("embed-*.npz", "latent-*.png")
-STALE_SAMPLES = ("sample-*.png", "chain-*.png", "reconstruct-*.png", "interpolate-*.png")
+STALE_SAMPLES = (
+    "sample-*.png",
+    "means-*.png",
+    "chain-*.png",
+    "reconstruct-*.png",
+    "interpolate-*.png",
+)
+
+
+def trainer_pid(run: RunDir) -> int | None:
+    """The pid of the process that trains the run now (None when none does): the lock is
+    held, and its file names the holder."""
+    path = run.path / LOCK_FILE
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None  # never trained here, or not ours to read: nobody holds it
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = path.read_text(encoding="utf-8", errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(handle)
+
+
+def refuse_while_training(run: RunDir, action: str) -> None:
+    """A one-line error when a process trains ``run`` now: its exported weights are about to
+    be replaced, so ``action`` would describe weights that are on their way out."""
+    pid = trainer_pid(run)
+    if pid is not None:
+        who = f"pid {pid}" if pid > 0 else "another process"
+        raise RunError(
+            f"{run.path} is being trained right now ({who}), so its weights are about to "
+            f"change; {action} once training has ended (or stop it with Ctrl-C / "
+            f"`kill -TERM {pid if pid > 0 else '<pid>'}`, which keeps a checkpoint)"
+        )
+
+
+def clean_up(run: RunDir, *, trainer: bool = False) -> list[Path]:
+    """Remove the temporary files that killed processes left anywhere in the run folder;
+    ``trainer``: the caller holds the training lock, so the safetensors library's own
+    temporaries (whose names carry no pid, and which only training writes) are leftovers too."""
+    return run.remove_orphans(unnamed_too=trainer)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ is moved there; the data stay on the CPU (evaluation moves them batch by batch).
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -27,7 +28,8 @@ from genlab.devices import resolve_device
 from genlab.errors import ConfigError
 from genlab.models import DataInfo, GenerativeModel, run_config_from_dict, run_config_to_dict
 from genlab.runs.folder import RunDir
-from genlab.runs.model_io import load_model
+from genlab.runs.guard import clean_up, refuse_while_training
+from genlab.runs.model_io import Weights, load_exported
 
 EVAL_OVERRIDES = ("eval.",)  # what `genlab eval --set` may change
 DEVICE_OVERRIDE = "eval.device"  # the device a command computes on: any command may set it
@@ -68,8 +70,21 @@ class OpenRun:
 
     @cached_property
     def model(self) -> GenerativeModel:
-        """The exported model in eval mode (built and loaded once), on :attr:`device`."""
-        return load_model(self.run, self.config).to(self.device)
+        """The exported model in eval mode (built and loaded once), on :attr:`device`.
+        Refused while a process trains the run: its weights are about to change."""
+        refuse_while_training(self.run, "use its model")
+        model, self._weights = load_exported(self.run, self.config)
+        return model.to(self.device)
+
+    @property
+    def weights(self) -> Weights:
+        """Which weights :attr:`model` holds (the step and digest of the file read)."""
+        self.model  # noqa: B018  (loads them)
+        return self._weights
+
+    def provenance(self) -> dict[str, str]:
+        """The text a picture made from the model carries in its PNG metadata."""
+        return {"genlab:run": self.path.name, "genlab:weights": json.dumps(self.weights.record())}
 
     @cached_property
     def data(self) -> Any:
@@ -100,6 +115,7 @@ def open_run(
             return run
         run = run.run
     folder = run if isinstance(run, RunDir) else RunDir.open(run)
+    clean_up(folder)  # what killed processes left behind goes with the next command
     bad = [
         o for o in overrides if not allowed(o.partition("=")[0].strip(), (*allow, DEVICE_OVERRIDE))
     ]

@@ -31,7 +31,7 @@ from genlab import noise
 from genlab.fileio import append_line, atomic_path
 from genlab.imagegrid import grid_array, save_grid
 from genlab.models.base import SupportsSample
-from genlab.training.checkpoint import write_checkpoint
+from genlab.training.checkpoint import finite_state, rewind, write_checkpoint
 from genlab.training.trainer import Callback, Trainer, TrainResult
 
 LOG_EVERY = 100  # steps between "train" records
@@ -147,7 +147,12 @@ class SampleGrids(Callback):
             images = model.sample(SAMPLE_GRID, generator=noise.generator(0, trainer.device))
         images = images.cpu()
         trainer.model.train()
-        save_grid(images, self.folder / f"train-epoch-{epoch:04d}.png")
+        weights = {"file": "training weights", "epoch": epoch, "step": trainer.step}
+        save_grid(
+            images,
+            self.folder / f"train-epoch-{epoch:04d}.png",
+            text={"genlab:weights": json.dumps(weights)},
+        )
         self.latest = (epoch, grid_array(images))
         diversity = sample_diversity(images)
         if diversity < COLLAPSE_RMS:
@@ -174,6 +179,7 @@ class EarlyStopping(Callback):
         self.patience, self.best_path = patience, best_path
         self.keep = keep or patience is not None
         self.best, self.bad_epochs, self.best_epoch = math.inf, 0, 0
+        self.best_step = 0
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         loss = trainer.val_loss
@@ -181,6 +187,7 @@ class EarlyStopping(Callback):
             return
         if loss < self.best:
             self.best, self.bad_epochs, self.best_epoch = loss, 0, trainer.epoch
+            self.best_step = trainer.step
             if self.best_path is not None and self.keep:
                 state = {
                     k: v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()
@@ -195,13 +202,20 @@ class EarlyStopping(Callback):
     def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None:
         result.best_val_loss = self.best if math.isfinite(self.best) else None
         result.best_epoch = self.best_epoch if math.isfinite(self.best) else None
+        result.best_step = self.best_step if math.isfinite(self.best) else None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "bad_epochs": self.bad_epochs, "best_epoch": self.best_epoch}
+        return {
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+            "best_epoch": self.best_epoch,
+            "best_step": self.best_step,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.bad_epochs = float(state["best"]), int(state["bad_epochs"])
         self.best_epoch = int(state.get("best_epoch", 0))  # checkpoints before keep_best: 0
+        self.best_step = int(state.get("best_step", 0))
 
 
 class Checkpointer(Callback):
@@ -245,23 +259,52 @@ class Checkpointer(Callback):
             self.save(trainer)
 
     def save(self, trainer: Trainer) -> None:
-        self.last = write_checkpoint(self.folder, trainer.step, trainer.state_dict())
+        """Write a checkpoint, unless the weights or optimiser state already hold NaN or
+        infinities (the loss will say so at the next step; the last good one stays)."""
+        state = trainer.state_dict()
+        if not finite_state({"model": state["model"], "optimizers": state["optimizers"]}):
+            return
+        self.last = write_checkpoint(self.folder, trainer.step, state)
         self.saved_at = time.monotonic()
+
+    def on_diverged(self, trainer: Trainer) -> None:
+        """Keep as "last good" the newest checkpoint before the divergence: finite, and one
+        whose next step still had a sound loss (the weights of the step just before the bad
+        loss made that loss, so their checkpoint goes too)."""
+        found = trainer.divergence
+        if found is None:
+            return
+        self.last = rewind(self.folder, found.step - 2)
 
     def describe_recovery(self) -> str | None:
         if self.last is None:
             return None
+        run = self.folder.parent
         return (
-            f"the last good checkpoint is {self.last} (its weights are exported); continue "
-            f"from it with `genlab train --resume {self.folder.parent} --set train.lr=<lower>`"
+            f"the last good checkpoint is {self.last.name} (step "
+            f"{int(self.last.stem.split('-')[1])}; its weights are exported). Continue from it "
+            f"with a lower rate or clipping: `genlab train --resume {run} --set "
+            "train.lr=<lower> --set train.grad_clip=1` (train.warmup_steps and "
+            "train.precision may change too)"
         )
+
+
+class StoppedAtOnce(KeyboardInterrupt):
+    """A second SIGINT or SIGTERM while training was already stopping: stop now, without the
+    checkpoint of the current step (the last one written stays)."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
 
 
 class SignalStop(Callback):
     """SIGINT (Ctrl-C) and SIGTERM stop training after the current step, as a budget would:
     the Checkpointer saves and the run is marked ``interrupted (sigint)``; a second signal
-    stops at once (KeyboardInterrupt). Handlers are installed for the fit only, and only in
-    the main thread (where Python delivers signals).
+    stops at once (:class:`StoppedAtOnce`, which the caller turns into the run's status).
+    Handlers are installed for the fit only, and only in the main thread (where Python
+    delivers signals); they stay until every callback has heard how the fit ended (``on_exit``),
+    so a signal while the run records its end still ends in a written status.
 
     A signal arrives at any moment, but the stop is asked for at the next event: under
     torchrun rank 0 tells the other ranks what was decided at the end of every event, and a
@@ -279,9 +322,10 @@ class SignalStop(Callback):
             return
 
         def handler(signum: int, frame: Any) -> None:
+            name = signal.Signals(signum).name.lower()
             if trainer.stopping or self.pending is not None:
-                raise KeyboardInterrupt
-            self.pending = signal.Signals(signum).name.lower()
+                raise StoppedAtOnce(name)
+            self.pending = name
 
         self.previous = {s: signal.signal(s, handler) for s in self.SIGNALS}
 
@@ -300,10 +344,7 @@ class SignalStop(Callback):
             signal.signal(number, previous)
         self.previous = {}
 
-    def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None:
-        self.restore()
-
-    def on_diverged(self, trainer: Trainer) -> None:
+    def on_exit(self, trainer: Trainer) -> None:
         self.restore()
 
 

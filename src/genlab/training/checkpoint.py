@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from genlab.errors import RunError
-from genlab.fileio import TMP_SUFFIX, atomic_path, atomic_write_text
+from genlab.fileio import atomic_path, atomic_write_text
 
 POINTER = "latest"
 _META_KEY = "genlab_state"
@@ -142,20 +142,35 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return path
 
 
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete temporary files that a killed process left while writing (they are never
-    complete files: the real ones appear only by rename); returns what was removed."""
-    # ours are .<name>.<pid>.tmp<suffix>; the safetensors library writes through its own
-    # .tmpXXXXXX files (Rust's tempfile) and renames them onto ours
-    stale = (
-        [
-            p
-            for p in folder.iterdir()
-            if p.is_file() and p.name.startswith(".") and TMP_SUFFIX in p.name
-        ]
-        if folder.is_dir()
-        else []
-    )
-    for path in stale:
+def checkpoint_step(path: Path) -> int:
+    return int(path.stem.split("-")[1])
+
+
+def finite_state(state: Any) -> bool:
+    """Every floating-point tensor in a (nested) training state is finite."""
+    if isinstance(state, torch.Tensor):
+        return not state.is_floating_point() or bool(torch.isfinite(state).all())
+    if isinstance(state, dict):
+        return all(finite_state(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return all(finite_state(v) for v in state)
+    return True
+
+
+def rewind(folder: Path, last_good_step: int) -> Path | None:
+    """After a divergence: make ``latest`` name the newest checkpoint of a step up to
+    ``last_good_step`` whose weights and optimiser state are finite, and delete the newer
+    ones (they hold the diverging weights). Returns it, or None (no good one is kept; then
+    ``latest`` is removed too)."""
+    for path in sorted(folder.glob("state-*.safetensors"), reverse=True):
+        if checkpoint_step(path) <= last_good_step:
+            try:
+                good = finite_state(load_state(path))
+            except RunError:
+                good = False
+            if good:
+                atomic_write_text(folder / POINTER, path.name + "\n")
+                return path
         path.unlink(missing_ok=True)
-    return stale
+    (folder / POINTER).unlink(missing_ok=True)
+    return None

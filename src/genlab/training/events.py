@@ -32,6 +32,10 @@ class Callback:
 
     def on_diverged(self, trainer: Trainer) -> None: ...
 
+    def on_exit(self, trainer: Trainer) -> None:
+        """Called last, however the fit ended (finished, diverged, an exception, a second
+        signal): the place to undo what ``on_fit_start`` set up."""
+
     def describe_recovery(self) -> str | None:
         """Where a diverged run can be picked up again (a checkpoint), if this callback knows."""
         return None
@@ -60,6 +64,7 @@ class TrainResult:
     images_per_s: float
     stop_reason: str = ""  # "max_steps" or "max_seconds" when interrupted
     best_epoch: int | None = None  # the epoch of best_val_loss
+    best_step: int | None = None  # the step at the end of that epoch
 
 
 __all__ = ["BatchSource", "Callback", "TrainResult"]

@@ -39,6 +39,7 @@ from genlab.data.seeding import derive_seed
 from genlab.errors import ConfigError, RunError, TrainingDiverged
 from genlab.models.base import GenerativeModel
 from genlab.training.distributed import ProcessGroup
+from genlab.training.divergence import Divergence, DivergenceWatch
 from genlab.training.events import BatchSource, Callback, TrainResult
 from genlab.training.optim import build_optimizer, build_schedule
 from genlab.training.step import StepEngine
@@ -87,6 +88,11 @@ class Trainer:
         self.resumed_across_devices = False
         self.epoch = self.batch = self.step = 0
         self.val_loss: float | None = None
+        self.watch = DivergenceWatch(cfg.explode_factor, cfg.explode_steps)
+        self.divergence: Divergence | None = None
+        # the current epoch's running sums of logged terms, so that an epoch interrupted and
+        # resumed logs the means over all its steps (they are part of the training state)
+        self.epoch_sums = _EpochSums()
         self.images_seen = 0  # in this fit() call
         self.train_seconds = 0.0
         self.fit_start = time.perf_counter()
@@ -134,6 +140,8 @@ class Trainer:
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
             "progress": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
             "rng": self._rng_state(),
+            "divergence_watch": self.watch.state_dict(),
+            "epoch_sums": self.epoch_sums.state_dict(),
             "callbacks": {
                 c.state_key: c.state_dict() for c in self.callbacks if c.state_key is not None
             },
@@ -179,6 +187,10 @@ class Trainer:
                 self._set_base_lr(phase.name, self.cfg.lr)
         progress = state["progress"]
         self.epoch, self.batch, self.step = progress["epoch"], progress["batch"], progress["step"]
+        if "divergence_watch" in state:  # checkpoints before the watch start it afresh
+            self.watch.load_state_dict(state["divergence_watch"])
+        if "epoch_sums" in state:
+            self.epoch_sums.load_state_dict(state["epoch_sums"], self.device)
         self.engine.load_state_dict(state)
         if self.group is not None:
             local = state["ranks"][self.rank]
@@ -206,8 +218,9 @@ class Trainer:
     def _set_base_lr(self, name: str, lr: float) -> None:
         """Make ``lr`` the rate the schedule scales (when it differs from the checkpoint's)."""
         optimizer, schedule = self.optimizers[name], self.schedulers[name]
-        if all(group.get("initial_lr") == lr for group in optimizer.param_groups):
-            return
+        # recomputed even when the rate is the checkpoint's: train.warmup_steps may have
+        # changed the schedule (the same product as the schedule's own, so bitwise the same
+        # rate when nothing changed)
         schedule.base_lrs = [lr] * len(optimizer.param_groups)
         factors = [f(schedule.last_epoch) for f in schedule.lr_lambdas]
         for group, factor in zip(optimizer.param_groups, factors, strict=True):
@@ -215,6 +228,13 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------
     def fit(self) -> TrainResult:
+        try:
+            return self._fit()
+        finally:
+            for callback in self.callbacks:
+                callback.on_exit(self)
+
+    def _fit(self) -> TrainResult:
         self.fit_start = time.perf_counter()
         self._stop = None
         self._emit("on_fit_start")
@@ -257,40 +277,28 @@ class Trainer:
     def _run_epoch(self) -> dict[str, float]:
         """Train over the rest of the current epoch; the mean of every logged term."""
         self.model.train()
-        keys: list[str] = []
-        total: torch.Tensor | None = None
-        batches = images = 0
+        if self.batch == 0:
+            self.epoch_sums = _EpochSums()
+        sums = self.epoch_sums
         start = time.perf_counter()
+        last = start
         for x, _ in self.train_batches.epoch(self.epoch, self.batch):
             terms = self._train_step(x)
             if self.group is not None:
                 terms = self._mean_over_ranks(terms, x.shape[0])
-            stacked = torch.stack(list(terms.values()))
-            if total is None:
-                keys, total = list(terms), stacked
-            else:
-                total += stacked
             count = self._global_size(x)
-            batches += 1
-            images += count
+            sums.add(terms, count)
+            self.images_seen += count
             self.batch += 1
             self.step += 1
             self._emit("on_step_end", terms, count)
+            now = time.perf_counter()
+            sums.seconds += now - last
+            last = now
             if self._stop is not None and self._stop[1]:
                 break  # a budget: stop now, mid-epoch
-        seconds = time.perf_counter() - start
-        self.images_seen += images
-        self.train_seconds += seconds
-        means = (total / max(batches, 1)).tolist() if total is not None else []
-        record = {f"train/{k}": v for k, v in zip(keys, means, strict=True)}
-        record.update(
-            {
-                "images_per_s": images / seconds if seconds else 0.0,
-                "seconds": seconds,
-                "lr": self.lr(),
-            }
-        )
-        return record
+        self.train_seconds += time.perf_counter() - start
+        return {**sums.means(), "lr": self.lr()}
 
     def _global_size(self, x: torch.Tensor) -> int:
         """Images of this step on all ranks together."""
@@ -311,8 +319,9 @@ class Trainer:
                 check = loss.detach().float().reshape(1)
                 if self.group is not None:  # every rank stops together
                     check = self.group.sum_(check.clone())
-                if not torch.isfinite(check).all():
-                    raise self._diverged(check.item(), phase.name)
+                found = self.watch.check(phase.name, float(check.item()), self.step + 1)
+                if found is not None:
+                    raise self._diverged(found)
                 self.engine.step(
                     loss * scale if scale != 1.0 else loss,
                     optimizer,
@@ -392,17 +401,57 @@ class Trainer:
         if self.group is not None:
             self.group.lead(self._stop)
 
-    def _diverged(self, value: float, phase: str) -> TrainingDiverged:
-        where = f"step {self.step + 1} (epoch {self.epoch + 1}, phase {phase})"
+    def _diverged(self, found: Divergence) -> TrainingDiverged:
+        """Tell the callbacks (the checkpointer rewinds to the last good checkpoint, the run
+        records its status), and say what happened and the way forward."""
+        self.divergence = found
+        where = f"step {found.step} (epoch {self.epoch + 1}, phase {found.phase})"
+        self._emit("on_diverged")
         kept = next(
             (text for c in self.callbacks if (text := c.describe_recovery()) is not None),
-            "no checkpoint had been written yet",
+            "no checkpoint before the divergence is kept; start again with a lower train.lr",
         )
-        self._emit("on_diverged")
         return TrainingDiverged(
-            f"training stopped: the loss became {value} at {where}; {kept}. "
-            "Try a lower train.lr, set train.grad_clip, or use model.kl_warmup_steps"
+            f"training diverged: the loss was {found.value:.4g} ({found.rule}) at {where}; {kept}"
         )
+
+
+class _EpochSums:
+    """Running sums of an epoch's logged terms (on the training device) and its steps, which
+    checkpoints hold, and the images and seconds of this process's part of the epoch (an
+    interrupted epoch's speed is that of its resumed part)."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.total: torch.Tensor | None = None
+        self.batches = self.images = 0
+        self.seconds = 0.0
+
+    def add(self, terms: dict[str, torch.Tensor], images: int) -> None:
+        stacked = torch.stack(list(terms.values()))
+        if self.total is None:
+            self.keys, self.total = list(terms), stacked
+        else:
+            self.total += stacked
+        self.batches += 1
+        self.images += images
+
+    def means(self) -> dict[str, float]:
+        """``train/<term>`` means, ``images_per_s`` and ``seconds`` of the epoch so far."""
+        values = (self.total / max(self.batches, 1)).tolist() if self.total is not None else []
+        record = {f"train/{k}": v for k, v in zip(self.keys, values, strict=True)}
+        record["images_per_s"] = self.images / self.seconds if self.seconds else 0.0
+        record["seconds"] = self.seconds
+        return record
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"keys": list(self.keys), "total": self.total, "batches": self.batches}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        self.keys = [str(k) for k in state["keys"]]
+        total = state["total"]
+        self.total = total.to(device) if isinstance(total, torch.Tensor) else None
+        self.batches = int(state["batches"])
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
