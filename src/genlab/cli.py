@@ -207,22 +207,26 @@ def _print_eval(results: dict) -> None:
 
 def _sample(args: argparse.Namespace) -> int:
     from genlab import api
+    from genlab.models.base import SupportsStepSampling
+    from genlab.runs import device_overrides
 
     progress = not args.no_progress
+    opened = api.open_run(args.run, device_overrides(args.device))
     print(
         api.sample(
-            args.run,
+            opened,
             n=args.n,
             seed=args.seed,
             out=args.out,
             progress=progress,
             steps=args.steps,
-            device=args.device,
             means=args.means,
             temperature=args.temperature,
+            sampler=args.sampler,
+            eta=args.eta,
         )
     )
-    if args.steps is not None:
+    if args.steps is not None and not isinstance(opened.model, SupportsStepSampling):
         print(
             api.chain(
                 args.run,

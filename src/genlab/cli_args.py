@@ -152,7 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="K",
         help="Markov-chain families (rbm, denoising ae): run the chain K steps from noise, and "
-        "also draw chains over time (RUN/samples/chain-*.png)",
+        "also draw chains over time (RUN/samples/chain-*.png); diffusion: sample in K steps "
+        "(default model.sample_steps)",
+    )
+    p.add_argument(
+        "--sampler",
+        choices=["ddpm", "ddim", "euler", "heun"],
+        help="diffusion: ddpm or ddim (objective ddpm), euler or heun (flow matching); "
+        "default model.sampler",
+    )
+    p.add_argument(
+        "--eta",
+        type=float,
+        metavar="E",
+        help="diffusion, ddim sampler: 0 deterministic, 1 as noisy as ddpm (default model.eta)",
     )
     p.add_argument(
         "--from",

@@ -196,6 +196,10 @@ class EvalConfig:
     RANGES: ClassVar[Ranges] = {
         "iwae_k": (1, 1_000_000),
         "dequant_k": (1, 100_000),
+        "bound_terms": (1, 100_000),
+        "likelihood_images": (1, 10**9),
+        "steps_curve": (1, 100_000),
+        "steps_curve_samples": (2, 1_000_000),
         "batch_size": (1, 1_000_000),
         "seed": SEED_RANGE,
         "max_images": (1, 10**9),
@@ -217,6 +221,16 @@ class EvalConfig:
     # draws of the uniform dequantisation noise per test image for a continuous density (a
     # flow); more than one gives the importance-weighted bound (nll_dequant_k<K>)
     dequant_k: int = 1
+    # a diffusion's variational bound: steps t drawn uniformly per test image for the Monte-
+    # Carlo estimate of its sum over T steps (T or more: every term; nll_diffusion_bound_t<N>)
+    bound_terms: int = 100
+    # the nll metric on the first N test images only (a costly estimator, e.g. a diffusion's,
+    # on a subset; the result says how many); null: all of them
+    likelihood_images: int | None = None
+    # an iterative sampler's FD and speed against its number of steps (the fd_vs_steps metric,
+    # diffusion): the step counts (those a model cannot take are left out) and the samples
+    steps_curve: tuple[int, ...] = (10, 25, 50, 100, 250, 1000)
+    steps_curve_samples: int = 500
     batch_size: int = 100  # test images per batch; IWAE splits each batch's k samples further
     seed: int = 1234
     max_images: int | None = None  # evaluate on the first N test images only (quick checks)
@@ -237,6 +251,7 @@ class EvalConfig:
         for key in (
             "iwae_k",
             "dequant_k",
+            "bound_terms",
             "batch_size",
             "num_samples",
             "pr_k",
@@ -258,6 +273,16 @@ class EvalConfig:
         check_device_name(self.device, "eval.device")
         if self.max_images is not None and self.max_images < 1:
             raise ConfigError(f"eval.max_images must be >= 1 or null, got {self.max_images}")
+        if self.likelihood_images is not None and self.likelihood_images < 1:
+            raise ConfigError(
+                f"eval.likelihood_images must be >= 1 or null, got {self.likelihood_images}"
+            )
+        if not self.steps_curve or any(s < 1 for s in self.steps_curve):
+            raise ConfigError(f"eval.steps_curve must be step counts >= 1, got {self.steps_curve}")
+        if self.steps_curve_samples < 2:
+            raise ConfigError(
+                f"eval.steps_curve_samples must be >= 2, got {self.steps_curve_samples}"
+            )
 
 
 class ModelConfig:

@@ -28,6 +28,7 @@ from genlab.models.base import (
     SupportsReconstruct,
     SupportsSample,
     SupportsSampleMeans,
+    SupportsStepSampling,
     SupportsTemperature,
     code_of,
     device_of,
@@ -71,12 +72,16 @@ def sample(
     device: str | None = None,
     means: bool = False,
     temperature: float | None = None,
+    sampler: str | None = None,
+    eta: float | None = None,
 ) -> Path:
     """A grid of n samples from the model; returns the PNG's path. Slow samplers
-    (autoregressive models, long chains) show a progress bar unless ``progress`` is False.
-    ``steps`` runs the model's Markov chain (RBM, denoising autoencoder) that many steps from
-    noise instead of its default sampler. ``means`` draws the mean images E[x|z] (a VAE's
-    decoder means, from the same z as its samples) instead of samples x ~ p(x|z).
+    (autoregressive models, long chains, diffusion) show a progress bar unless ``progress``
+    is False. ``steps`` runs the model's Markov chain (RBM, denoising autoencoder) that many
+    steps from noise instead of its default sampler, or an iterative sampler (diffusion) in
+    that many steps, with ``sampler`` and ``eta`` (DDIM's noise) where given. ``means`` draws
+    the mean images E[x|z] (a VAE's decoder means, from the same z as its samples) instead of
+    samples x ~ p(x|z).
     ``temperature`` T draws a flow's latents from N(0, T^2 I) (Kingma & Dhariwal 2018)."""
     _positive(n, "n")
     if means and steps is not None:
@@ -94,6 +99,28 @@ def sample(
         "ask for fewer with -n (a grid of 64 is the default)",
     )
     generator = noise.generator(seed, device_of(model))
+    if (sampler is not None or eta is not None) and not isinstance(model, SupportsStepSampling):
+        raise ConfigError(
+            f"the {model.family} family has no choice of sampler; drop --sampler and --eta "
+            "(they are for diffusion runs)"
+        )
+    if isinstance(model, SupportsStepSampling) and not (means or temperature is not None):
+        count = steps if steps is not None else getattr(model.config, "sample_steps", None)
+        if count is None:
+            raise ConfigError("give the number of sampling steps with --steps")
+        _positive(count, "--steps")
+        images = _in_chunks(
+            n,
+            lambda k: model.sample_with(
+                k, steps=count, sampler=sampler, eta=eta, generator=generator, progress=progress
+            ),
+        )
+        name = f"sample-seed{seed}" + (f"-steps{steps}" if steps is not None else "")
+        name += f"-{sampler}" if sampler else ""
+        name += f"-eta{eta:g}" if eta is not None else ""
+        return save_grid(
+            images, out or opened.run.samples / f"{name}.png", text=opened.provenance()
+        )
     if steps is not None:
         _positive(steps, "--steps")
         start = require_chain(model).chain_start(n, generator=generator)

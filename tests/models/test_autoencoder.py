@@ -108,6 +108,7 @@ def test_cli_train_reconstruct_interpolate_and_no_sampling(
     }
     sampling |= {f"{name}_means" for name in ("fd", "kid", "precision", "recall", "sharpness")}
     markov = {"nll_ais", "chain"}  # no energy; no corruption, so no denoising chain
-    assert set(results["not_applicable"]) == {"nll", "elbo"} | sampling | markov
+    iterative = {"fd_vs_steps"}  # no choice of sampling steps
+    assert set(results["not_applicable"]) == {"nll", "elbo"} | sampling | markov | iterative
     assert {"recon_mse", "probe_logreg_acc_n1000", "train_images_per_s"} <= set(results["metrics"])
     assert results["metrics"]["recon_mse"]["value"] < 0.5

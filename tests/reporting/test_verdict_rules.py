@@ -91,14 +91,20 @@ def test_replicas_pool_their_fine_tuning_runs():
 
 
 def test_the_selected_checkpoint_is_read_from_the_run():
-    best = selection({"epochs_completed": 20, "best_epoch": 14, "planned_min_epochs": 3}, {})
-    assert best == {"checkpoint": "best validation epoch 14 of 20", "epochs": 20, "min_epochs": 3}
+    info = {"epochs_completed": 20, "best_epoch": 14, "planned_min_epochs": 3, "train_seconds": 9.5}
+    assert selection(info, {}) == {
+        "checkpoint": "best validation epoch 14 of 20",
+        "epochs": 20,
+        "min_epochs": 3,
+        "train_seconds": 9.5,
+    }
     final = selection({"epochs_completed": 5}, {"weights": "final weights at step 115"})
     assert final["checkpoint"] == "final weights, epoch 5" and final["min_epochs"] == 0
-    assert selection({"epochs_completed": "x"}, {}) == {
+    assert selection({"epochs_completed": "x", "train_seconds": float("nan")}, {}) == {
         "checkpoint": "",
         "epochs": 0,
         "min_epochs": 0,
+        "train_seconds": 0.0,
     }
 
 

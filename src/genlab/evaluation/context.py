@@ -87,9 +87,11 @@ class EvalContext:
         orders): they are the same whatever the device."""
         return noise.generator(self.cfg.seed)
 
-    def batches(self) -> Iterable[torch.Tensor]:
-        """The evaluation images in batches of eval.batch_size, each moved to the device."""
-        return (x.to(self.device) for x in self.images.split(self.cfg.batch_size))
+    def batches(self, limit: int | None = None) -> Iterable[torch.Tensor]:
+        """The evaluation images (the first ``limit`` of them) in batches of
+        eval.batch_size, each moved to the device."""
+        images = self.images if limit is None else self.images[:limit]
+        return (x.to(self.device) for x in images.split(self.cfg.batch_size))
 
     def bar(self, iterable: Iterable[Any], name: str, total: int | None = None) -> Iterable[Any]:
         return tqdm(
@@ -102,8 +104,9 @@ class EvalContext:
             dynamic_ncols=True,
         )
 
-    def batch_bar(self, name: str) -> Iterable[torch.Tensor]:
-        return self.bar(self.batches(), name, -(-self.images.shape[0] // self.cfg.batch_size))
+    def batch_bar(self, name: str, limit: int | None = None) -> Iterable[torch.Tensor]:
+        count = self.images.shape[0] if limit is None else min(limit, self.images.shape[0])
+        return self.bar(self.batches(limit), name, -(-count // self.cfg.batch_size))
 
     def has(self, key: str) -> bool:
         """Whether ``key`` (e.g. "samples") has been computed already."""

@@ -85,7 +85,9 @@ class NegativeLogLikelihood(Metric):
         "-log p(x) on the test set in nats and bits/dim: exact for autoregressive models, the "
         "IWAE bound with eval.iwae_k samples for VAEs (named nll_iwae_k<K>), and for a "
         "continuous density on dequantised data the bound on the discrete image's likelihood "
-        "(nll_dequant_k<K>, K draws of the uniform noise)"
+        "(nll_dequant_k<K>, K draws of the uniform noise); a diffusion's variational bound "
+        "(nll_diffusion_bound_t<N>) and a flow-matching model's ODE estimate "
+        "(nll_ode_<solver>_s<steps>_p<probes>_k<K>)"
     )
 
     def format(self, entry: dict[str, Any]) -> str:
@@ -106,9 +108,9 @@ class NegativeLogLikelihood(Metric):
         cfg, info = ctx.cfg, ctx.info
         values, continuous, mc_var = [], [], []
         first: LogLikelihood | None = None
-        k = cfg.dequant_k if ctx.model.traits.dequantised else cfg.iwae_k
+        k = ctx.model.likelihood_samples(cfg)
         generator = ctx.generator(stream=k)  # independent draws for each k
-        for x in ctx.batch_bar("nll"):
+        for x in ctx.batch_bar("nll", cfg.likelihood_images):
             result = model.log_likelihood(x, k=k, generator=generator)
             first = first or result
             continuous.append(-result.values.cpu().double())
@@ -137,6 +139,8 @@ class NegativeLogLikelihood(Metric):
             details["dequantisation"] = f"uniform, {first.samples} draw(s) of u per image"
         if kind == "iwae_bound":
             details["k"] = cfg.iwae_k
+        if first.method is not None:
+            details["method"] = first.method
         details["noise"] = f"seeded by eval.seed and k={k}: independent of other k"
         if mc_var:
             details["stderr_mc"] = math.sqrt(torch.cat(mc_var).sum().item()) / nll.numel()
@@ -145,7 +149,10 @@ class NegativeLogLikelihood(Metric):
     @staticmethod
     def name_of(result: LogLikelihood, iwae_k: int) -> str:
         """The metric's name carries its protocol: ``nll_exact``, ``nll_iwae_k1000``,
-        ``nll_dequant_k1`` (a dequantised density's bound with k draws of u per image)."""
+        ``nll_dequant_k1`` (a dequantised density's bound with k draws of u per image), or
+        ``nll_<protocol>`` where the estimator names its own (``nll_diffusion_bound_t100``)."""
+        if result.protocol is not None:
+            return f"nll_{result.protocol}"
         if result.of == "dequantised":
             return f"nll_dequant_k{result.samples}"
         return {"exact": "nll_exact", "iwae_bound": f"nll_iwae_k{iwae_k}"}.get(

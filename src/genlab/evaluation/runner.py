@@ -23,6 +23,7 @@ from genlab.errors import ConfigError
 from genlab.evaluation import markov_metrics as _markov_metrics  # noqa: F401  (registers metrics)
 from genlab.evaluation import run_metrics as _run_metrics  # noqa: F401  (registers metrics)
 from genlab.evaluation import sample_metrics as _sample_metrics  # noqa: F401  (registers metrics)
+from genlab.evaluation import steps_metrics as _steps_metrics  # noqa: F401  (registers metrics)
 from genlab.evaluation.context import EvalContext
 from genlab.evaluation.metrics import METRICS, default_metrics
 from genlab.models.base import GenerativeModel

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_c
 import torch
 from torch import nn
 
-from genlab.config import ModelConfig
+from genlab.config import EvalConfig, ModelConfig
 from genlab.models.common.ema import ExponentialMovingAverage
 from genlab.models.declarations import TinyConfig, Traits, ZooEntry
 
@@ -75,6 +75,10 @@ class LogLikelihood:
     of: LikelihoodOf = "discrete"
     levels: int | None = None  # dequantised: pixel levels L of the data (256 for 8-bit)
     samples: int = 1  # draws (of z for a VAE's bound, of u for dequantisation) per value
+    # the estimator's protocol where the kind alone does not tell it: the metric is then named
+    # nll_<protocol> (a diffusion's "diffusion_bound_t100"); ``method`` says it in words
+    protocol: str | None = None
+    method: str | None = None
 
     def __post_init__(self) -> None:
         if (self.of == "dequantised") != (self.levels is not None):
@@ -85,13 +89,22 @@ class LogLikelihood:
         ``of="discrete"``; for a dequantised density, the dequantisation bound
         ``log P(x) >= E_u[log p((x + u) / L)] - D log L`` (Theis et al. 2016, section 3.1,
         with the change of variables from [0, L)^D to [0, 1]^D), so every value shifts by
-        ``-D log L`` and becomes a Monte-Carlo lower bound, kind ``dequantised_bound``."""
+        ``-D log L`` and becomes a Monte-Carlo lower bound, kind ``dequantised_bound`` (an
+        ``estimate`` of the density stays an estimate: of that bound)."""
         if self.of == "discrete":
             return self
         assert self.levels is not None
         shift = num_dims * math.log(self.levels)
+        kind: LikelihoodKind = "estimate" if self.kind == "estimate" else "dequantised_bound"
         return LogLikelihood(
-            self.values - shift, "dequantised_bound", self.stderr, "discrete", None, self.samples
+            self.values - shift,
+            kind,
+            self.stderr,
+            "discrete",
+            None,
+            self.samples,
+            self.protocol,
+            self.method,
         )
 
 
@@ -126,6 +139,12 @@ class GenerativeModel(nn.Module, Generic[ConfigT], metaclass=ABCMeta):
         self.config: ConfigT = config
         self.data_info = data_info
         self.ema: ExponentialMovingAverage | None = None
+
+    def likelihood_samples(self, cfg: EvalConfig) -> int:
+        """The ``k`` the ``nll`` metric passes to ``log_likelihood``: ``eval.dequant_k`` draws
+        of u for a density on dequantised data, ``eval.iwae_k`` importance samples otherwise;
+        a family whose estimator has another knob says which."""
+        return cfg.dequant_k if self.traits.dequantised else cfg.iwae_k
 
     def phases(self) -> list[Phase]:
         """The optimisation phases, run in order every training iteration."""
@@ -242,6 +261,24 @@ class SupportsTemperature(Protocol):
         n: int,
         *,
         temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class SupportsStepSampling(Protocol):
+    """An iterative sampler whose number of steps is the caller's choice (a diffusion's
+    DDPM/DDIM or a flow-matching ODE): ``sampler`` picks one of the family's samplers (None:
+    its configured one) and ``eta`` is DDIM's noise level (None: the configured one)."""
+
+    def sample_with(
+        self,
+        n: int,
+        *,
+        steps: int,
+        sampler: str | None = None,
+        eta: float | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
     ) -> torch.Tensor: ...

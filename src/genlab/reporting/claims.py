@@ -15,6 +15,11 @@ import math
 import statistics
 from collections.abc import Callable
 
+from genlab.reporting.diffusion_claims import (
+    diffusion_bound,
+    diffusion_sampling_slow,
+    gan_state_of_the_art,
+)
 from genlab.reporting.evidence import (
     BINARY,
     GREY,
@@ -403,7 +408,26 @@ CLAIMS: list[tuple[str, str, tuple[str, ...], Check]] = [
         GREY_FIRST,
         gan_sharper,
     ),
+    (
+        "GAN samples are the state of the art (against diffusion and flow matching)",
+        "FD at equal training seconds (the FD-during-training curves); precision, recall, "
+        "sharpness",
+        GREY_ONLY,
+        gan_state_of_the_art,
+    ),
     ("autoregressive sampling is slow", "sampling images/s", EITHER, autoregressive_slow),
+    (
+        "diffusion sampling is slow",
+        "sampling images/s vs one-pass samplers; FD against the number of steps",
+        GREY_FIRST,
+        diffusion_sampling_slow,
+    ),
+    (
+        "diffusion gives a likelihood bound (as tight as a VAE's)",
+        "a DDPM's variational bound vs the VAE's IWAE bound, bits/dim of the same 8-bit images",
+        GREY_ONLY,
+        diffusion_bound,
+    ),
     (
         "a Boltzmann machine's likelihood can only be estimated",
         "AIS NLL with log Z's s.e. and spread over runs",

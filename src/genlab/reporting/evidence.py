@@ -50,6 +50,7 @@ class RunSummary:
     checkpoint: str = ""  # which weights were evaluated: "best validation epoch 14 of 20", ...
     epochs: int = 0  # epochs the run completed
     min_epochs: int = 0  # the minimum its plan gave it (a zoo's), 0 when none was planned
+    train_seconds: float = 0.0  # run.json's training time (0: not recorded)
     stale: str | None = None  # why eval.json no longer describes the exported weights
 
     def short_of_minimum(self) -> str:

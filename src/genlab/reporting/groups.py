@@ -92,3 +92,8 @@ def _pool_finetune(run: RunSummary, replicas: list[RunSummary]) -> RunSummary:
             ]
             pooled[variant][size] = {**entry, "runs": accs}
     return dataclasses.replace(run, finetune={**run.finetune, "results": pooled})
+
+
+def iterative(runs: list[RunSummary]) -> list[RunSummary]:
+    """Iterative samplers: denoising diffusion and flow matching."""
+    return [r for r in runs if r.traits.sampling == "iterative"]

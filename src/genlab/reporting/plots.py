@@ -122,6 +122,31 @@ def _against_compute(
     return save_figure(figure, path)
 
 
+def fd_versus_steps(curves: dict[str, list[dict[str, float]]], path: Path) -> Path | None:
+    """An iterative sampler's FD (left) and images/s (right) against its number of sampling
+    steps (log axis): ``curves`` maps a run name to the ``fd_vs_steps`` metric's points."""
+    curves = {name: points for name, points in curves.items() if points}
+    if not curves:
+        return None
+    figure = Figure(figsize=(10.0, 3.8))
+    for index, (key, label) in enumerate((("fd", "FD of samples"), ("images_per_s", "images/s"))):
+        axes = figure.add_subplot(1, 2, index + 1)
+        for name, points in curves.items():
+            axes.plot(
+                [p["steps"] for p in points], [p[key] for p in points], marker="o", label=name
+            )
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlabel("sampling steps")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+        if index == 0:
+            axes.legend(fontsize=7)
+    figure.suptitle("what an iterative sampler's steps buy (FD: lower is better)", fontsize=9)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
 def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str, path: Path) -> Path:
     """Codes (N, L) projected on their first two principal components, coloured by label."""
     centred = codes - codes.mean(0)

@@ -19,7 +19,12 @@ from genlab.evaluation.feature_net import FEATURE_NET_NAME
 from genlab.evaluation.metrics import METRICS
 from genlab.models import MODELS
 from genlab.reporting.claims import CurvePoint, RunSummary, Verdict, check_claims
-from genlab.reporting.plots import quality_vs_compute, sample_quality_vs_compute, training_curves
+from genlab.reporting.plots import (
+    fd_versus_steps,
+    quality_vs_compute,
+    sample_quality_vs_compute,
+    training_curves,
+)
 from genlab.reporting.spread import SpreadRow, seed_spread
 from genlab.reporting.taxonomy import taxonomy_figure
 from genlab.runs import RunDir
@@ -67,6 +72,7 @@ class Report:
     spread: list[SpreadRow] = field(default_factory=list)  # replicas' spread over seeds
     tables: tuple[Table, ...] = ()  # the caller's, shown after the list of runs
     taxonomy: str | None = None  # the tree of model kinds with the runs on its leaves
+    steps_curve: str | None = None  # FD and images/s against sampling steps (diffusion)
 
 
 def summarise(run: RunDir) -> RunSummary:
@@ -131,7 +137,13 @@ def selection(info: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
         "checkpoint": checkpoint,
         "epochs": epochs,
         "min_epochs": whole(info.get("planned_min_epochs")),
+        "train_seconds": _seconds(info.get("train_seconds")),
     }
+
+
+def _seconds(value: Any) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok and value > 0 else 0.0
 
 
 BUDGET_KEYS = ("seed", "max_seconds", "max_steps")  # what may differ between replicas
@@ -258,6 +270,12 @@ def build_report(
     keys = {name: sample_curve_key(records[name]) or "" for name in fd_curves}
     sample_compute = sample_quality_vs_compute(fd_curves, out / "images" / "sample-compute.png")
     tree = taxonomy_figure([e.summary for e in entries], out / "images" / "taxonomy.png")
+    step_points = {
+        e.run.path.name: found[1]["points"]
+        for e in entries
+        if (found := e.summary.metric("fd_vs_steps")) is not None
+    }
+    steps = fd_versus_steps(step_points, out / "images" / "steps.png")
     return Report(
         entries,
         metric_order(entries),
@@ -270,4 +288,5 @@ def build_report(
         seed_spread([e.summary for e in entries]),
         tables,
         "images/taxonomy.png" if tree else None,
+        "images/steps.png" if steps else None,
     )

@@ -124,6 +124,9 @@ def render_markdown(report: Report) -> str:
     if report.sample_compute:
         lines += ["", f"![sample quality vs compute]({report.sample_compute})", ""]
         lines.append(f"*{report.sample_protocol}*")
+    if report.steps_curve:
+        lines += ["", f"![FD and speed vs sampling steps]({report.steps_curve})", ""]
+        lines.append(f"*{STEPS_CAPTION}*")
     if report.curves:
         lines += ["", "## Training curves", "", f"![training curves]({report.curves})"]
     lines += ["", "## Runs", ""]
@@ -274,9 +277,21 @@ def _html_figures(report: Report) -> list[str]:
             f"<figure><img src='{esc(report.sample_compute)}' alt='sample quality vs compute'>"
             f"<figcaption>{esc(report.sample_protocol)}</figcaption></figure>"
         )
+    if report.steps_curve:
+        parts.append(
+            "<h2 id='steps'>Sampling steps</h2>"
+            f"<figure><img src='{esc(report.steps_curve)}' alt='FD and speed vs sampling steps'>"
+            f"<figcaption>{esc(STEPS_CAPTION)}</figcaption></figure>"
+        )
     if report.curves:
         parts.append(f"<h2>Training curves</h2><img src='{esc(report.curves)}' alt='curves'>")
     return parts
+
+
+STEPS_CAPTION = (
+    "FD (feature network) and images/s of an iterative sampler against its number of steps: "
+    "one seed, eval.steps_curve_samples samples per count (the fd_vs_steps metric)"
+)
 
 
 def _html_metrics(report: Report) -> list[str]:

@@ -1,0 +1,467 @@
+"""The diffusion family: denoising diffusion (DDPM, Ho et al. 2020; DDIM sampling, Song et al.
+2021) or flow matching (Lipman et al. 2023; rectified flow, Liu et al. 2023) on 8-bit images,
+one U-Net either way (:mod:`.unet`).
+
+``objective: ddpm``: images x = k / 255 become the grid z = 2k / 255 - 1 in [-1, 1]; the
+network predicts eps, x_0 or v of x_t at step t (time embedding of t * 1000 / T) and trains
+on Ho et al.'s simple loss. Its likelihood is the variational bound of Ho et al. eq. 5 with
+the discretised Gaussian decoder: an upper bound on -log P(x) of the 8-bit image, estimated by
+Monte Carlo over the steps (``kind="elbo"``, ``of="discrete"``; :mod:`.likelihood`). Samplers:
+ancestral DDPM and DDIM on respaced steps.
+
+``objective: flow_matching``: images are dequantised, z = 2 (k + u) / 256 - 1, and the network
+predicts the velocity of the straight path x_t = (1 - t) z + t eps (time embedding of t *
+1000). Its likelihood is the probability-flow ODE estimate of the continuous density of
+dequantised images on [0, 1]^D (``kind="estimate"``, ``of="dequantised"``, levels 256), which
+evaluation turns into the dequantisation bound on the 8-bit image. Samplers: Euler and Heun.
+
+Traits: density ``estimate`` (a Monte-Carlo estimate of a bound for DDPM, an ODE estimate for
+flow matching: both are estimates; neither objective's training loss is a likelihood), and
+sampling ``iterative``. ``encode_noise`` / ``decode_noise`` map images to noise and back by
+deterministic DDIM or the ODE (latent exploration; kept off the ``encode`` protocol, whose
+probes would run the whole inversion over the training set).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+
+from genlab.config import EvalConfig, ModelConfig, Ranges
+from genlab.errors import ConfigError
+from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood
+from genlab.models.declarations import GREY, TinyConfig, Traits, ZooEntry
+from genlab.models.diffusion import likelihood, pixels, samplers
+from genlab.models.diffusion.objectives import ddpm_loss, flow_matching_loss
+from genlab.models.diffusion.schedules import Denoiser, NoiseSchedule
+from genlab.models.diffusion.unet import UNet
+from genlab.models.registry import MODELS
+
+TIME_SCALE = 1000.0  # the time embedding sees t * 1000 / T (ddpm) or t * 1000 (flow matching)
+SAMPLERS = {"ddpm": ("ddpm", "ddim"), "flow_matching": ("euler", "heun")}
+DEFAULT_SAMPLER = {"ddpm": "ddim", "flow_matching": "heun"}
+Sampler = Literal["auto", "ddpm", "ddim", "euler", "heun"]
+
+
+@dataclass(frozen=True)
+class DiffusionConfig(ModelConfig):
+    RANGES: ClassVar[Ranges] = {
+        "timesteps": (2, 100_000),
+        "channels": (1, 4096),
+        "channel_mults": (1, 64),
+        "blocks": (1, 64),
+        "sample_steps": (1, 100_000),
+        "eta": (0.0, 1.0),
+        "probes": (1, 10_000),
+        "ode_steps": (1, 100_000),
+    }
+    objective: Literal["ddpm", "flow_matching"] = "ddpm"
+    prediction: Literal["eps", "x0", "v"] = "eps"  # ddpm's output; flow matching: the velocity
+    schedule: Literal["linear", "cosine"] = "linear"  # ddpm's betas (Ho et al.; Nichol-Dhariwal)
+    timesteps: int = 1000  # ddpm's T
+    variance: Literal["posterior", "beta"] = "posterior"  # ddpm's reverse variance: beta~ or beta
+    channels: int = 32  # U-Net width at full resolution
+    channel_mults: tuple[int, ...] = (1, 2, 2)  # width multiple per resolution level
+    blocks: int = 2  # residual blocks per level (the upward path has one more)
+    attention: bool = True  # self-attention at the lowest resolution
+    sampler: Sampler = "auto"  # auto: ddim for ddpm, heun for flow matching
+    sample_steps: int = 50  # steps of sample() (network evaluations: twice that for heun)
+    eta: float = 0.0  # DDIM's eta: 0 deterministic, 1 ancestral
+    probes: int = 1  # Hutchinson probes per ODE likelihood solve
+    probe: Literal["rademacher", "gaussian", "exact"] = "rademacher"  # exact: D passes, tiny D
+    ode_solver: Literal["heun", "rk4"] = "rk4"  # the likelihood's ODE solver
+    ode_steps: int = 32  # its steps (network evaluations: 2 or 4 per step, times probes' VJPs)
+
+    def __post_init__(self) -> None:
+        for key in ("channels", "blocks", "sample_steps", "probes", "ode_steps"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"model.{key} must be >= 1, got {getattr(self, key)}")
+        if self.timesteps < 2:
+            raise ConfigError(f"model.timesteps must be >= 2, got {self.timesteps}")
+        if not self.channel_mults or min(self.channel_mults) < 1:
+            raise ConfigError(
+                f"model.channel_mults must be a non-empty list of integers >= 1, got "
+                f"{list(self.channel_mults)}"
+            )
+        if not 0.0 <= self.eta <= 1.0:
+            raise ConfigError(f"model.eta must be in [0, 1], got {self.eta}")
+        check_sampler(self.objective, self.sampler)
+        if self.objective == "ddpm" and self.sample_steps > self.timesteps:
+            raise ConfigError(
+                f"model.sample_steps={self.sample_steps} exceeds model.timesteps="
+                f"{self.timesteps}; a diffusion samples on at most its T steps"
+            )
+
+    @property
+    def resolved_sampler(self) -> str:
+        return DEFAULT_SAMPLER[self.objective] if self.sampler == "auto" else self.sampler
+
+
+def check_sampler(objective: str, sampler: str) -> None:
+    valid = SAMPLERS[objective]
+    if sampler != "auto" and sampler not in valid:
+        raise ConfigError(
+            f"the {sampler} sampler does not fit objective {objective}; valid samplers for "
+            f"{objective}: {', '.join(valid)} (or auto)"
+        )
+
+
+TINY = {"channels": 8, "channel_mults": [1, 2], "blocks": 1, "attention": True}
+ZOO_NET = {"channels": 16, "channel_mults": [1, 2], "blocks": 1, "attention": False}
+ZOO_EVAL = {"steps_curve": [5, 10, 20, 50], "steps_curve_samples": 200}
+
+
+@MODELS.register("diffusion")
+class Diffusion(GenerativeModel[DiffusionConfig]):
+    """DDPM or flow matching with a U-Net: iterative sampling, a bound or an ODE estimate."""
+
+    config_class = DiffusionConfig
+    traits = Traits(density="estimate", sampling="iterative")
+    description = (
+        "denoising diffusion (DDPM/DDIM) or flow matching, U-Net; iterative sampling, "
+        "likelihood bound (DDPM) or ODE estimate (flow matching)"
+    )
+    tiny_configs = {
+        "ddpm_eps": TinyConfig({**TINY, "timesteps": 20, "sample_steps": 4}, 256),
+        "ddpm_v": TinyConfig(
+            {
+                **TINY,
+                "prediction": "v",
+                "schedule": "cosine",
+                "variance": "beta",
+                "timesteps": 20,
+                "sampler": "ddpm",
+                "sample_steps": 5,
+            },
+            256,
+        ),
+        "flow_matching": TinyConfig(
+            {
+                **TINY,
+                "objective": "flow_matching",
+                "sampler": "euler",
+                "sample_steps": 4,
+                "ode_solver": "heun",
+                "ode_steps": 2,
+            },
+            256,
+        ),
+    }
+    # the zoo's U-Net is the smallest that samples recognisable garments within minutes on a
+    # CPU (16 channels at 28x28, 32 at 14x14, no attention: about 350 training images/s on
+    # two threads); its evaluation is sized to the same minutes: 20 sampling steps, the FD
+    # against steps on 200 samples up to 50 steps, the bound on 1000 test images with 10
+    # Monte-Carlo steps each, the ODE estimate on 500 with 8 Heun steps
+    zoo_entries = (
+        ZooEntry(
+            "diffusion-grey",
+            GREY,
+            0.20,
+            2,
+            {**ZOO_NET, "objective": "ddpm", "schedule": "cosine", "sample_steps": 20},
+            {"batch_size": 64, "lr": 1e-3, "grad_clip": 1.0, "fd_every": 1, "fd_samples": 1000},
+            {**ZOO_EVAL, "bound_terms": 10, "likelihood_images": 1000},
+        ),
+        ZooEntry(
+            "flow-matching-grey",
+            GREY,
+            0.15,
+            2,
+            {
+                **ZOO_NET,
+                "objective": "flow_matching",
+                "sampler": "euler",
+                "sample_steps": 20,
+                "ode_solver": "heun",
+                "ode_steps": 8,
+            },
+            {"batch_size": 64, "lr": 1e-3, "grad_clip": 1.0, "fd_every": 1, "fd_samples": 1000},
+            {**ZOO_EVAL, "likelihood_images": 500},
+        ),
+    )
+    default_ema_decay = 0.999
+
+    def __init__(self, config: DiffusionConfig, data_info: DataInfo) -> None:
+        super().__init__(config, data_info)
+        if data_info.levels != pixels.LEVELS:
+            raise ConfigError(
+                f"the diffusion family models 8-bit pixel levels (grey or colour); set "
+                f"data.binarize=none (the data have {data_info.levels} levels)"
+            )
+        self.net = UNet(
+            data_info.shape, config.channels, config.channel_mults, config.blocks, config.attention
+        )
+        self.schedule = NoiseSchedule.make(config.schedule, config.timesteps)
+
+    # -- the network in its two roles ----------------------------------------------------
+    def predict(self, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """DDPM: the network's eps / x_0 / v output at x_t (B, C, H, W), steps t (B,)."""
+        return self.net(xt, t.to(xt.dtype) * (TIME_SCALE / self.config.timesteps))
+
+    def velocity(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Flow matching: the velocity v(x, t) at times t in [0, 1] (B,)."""
+        return self.net(x, t * TIME_SCALE)
+
+    def denoiser(self, clip: bool = True) -> Denoiser:
+        """The network as a :class:`Denoiser` (x_0 clipped to [-1, 1] for images)."""
+        return Denoiser(self.predict, self.config.prediction, self.schedule, clip)
+
+    def _flow(self) -> bool:
+        return self.config.objective == "flow_matching"
+
+    # -- the objective ---------------------------------------------------------------------
+    def loss(
+        self, x: torch.Tensor, phase: str, *, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Ho et al.'s simple loss (ddpm) or the flow-matching loss, averaged over the batch
+        (per pixel: neither is a likelihood; see :meth:`log_likelihood`)."""
+        if self._flow():
+            return flow_matching_loss(
+                self.velocity, pixels.dequantise_signed(x, generator), generator
+            )
+        cfg = self.config
+        return ddpm_loss(
+            self.predict, self.schedule, cfg.prediction, pixels.to_signed(x), generator
+        )
+
+    # -- sampling ------------------------------------------------------------------------
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, progress: bool = False
+    ) -> torch.Tensor:
+        """n images (n, C, H, W) as k / 255 with the configured sampler and steps."""
+        return self.sample_with(
+            n, steps=self.config.sample_steps, generator=generator, progress=progress
+        )
+
+    @torch.no_grad()
+    def sample_with(
+        self,
+        n: int,
+        *,
+        steps: int,
+        sampler: str | None = None,
+        eta: float | None = None,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """n images (n, C, H, W) as k / 255 drawn in ``steps`` steps of ``sampler`` (ddpm,
+        ddim for the ddpm objective; euler, heun for flow matching; None: the configured
+        one), DDIM with ``eta`` (None: model.eta)."""
+        cfg = self.config
+        name = cfg.resolved_sampler if sampler is None or sampler == "auto" else sampler
+        check_sampler(cfg.objective, name)
+        eta = cfg.eta if eta is None else eta
+        if not 0.0 <= eta <= 1.0:
+            raise ConfigError(f"eta must be in [0, 1], got {eta}")
+        self._check_steps(steps)
+        ref = next(self.parameters())
+        like = torch.empty(0, dtype=ref.dtype, device=ref.device)
+        shape = (n, *self.data_info.shape)
+        if name in ("euler", "heun"):
+            z = samplers.ode_sample(
+                self.velocity,
+                shape,
+                steps=steps,
+                method="euler" if name == "euler" else "heun",
+                generator=generator,
+                like=like,
+                progress=progress,
+            )
+            return pixels.quantise_bins(z)
+        if name == "ddpm":
+            z = samplers.ddpm_sample(
+                self.denoiser(),
+                shape,
+                steps=steps,
+                variance=cfg.variance,
+                generator=generator,
+                like=like,
+                progress=progress,
+            )
+        else:
+            z = samplers.ddim_sample(
+                self.denoiser(),
+                shape,
+                steps=steps,
+                eta=eta,
+                generator=generator,
+                like=like,
+                progress=progress,
+            )
+        return pixels.quantise_grid(z)
+
+    def _check_steps(self, steps: int) -> None:
+        top = self.config.timesteps if not self._flow() else 100_000
+        if not 1 <= steps <= top:
+            raise ConfigError(f"sampling steps must be in [1, {top}], got {steps}")
+
+    # -- likelihood ------------------------------------------------------------------------
+    def likelihood_samples(self, cfg: EvalConfig) -> int:
+        """DDPM: ``eval.bound_terms`` steps per image for the bound's Monte-Carlo estimate;
+        flow matching: ``eval.dequant_k`` draws of the dequantisation noise."""
+        return cfg.dequant_k if self._flow() else cfg.bound_terms
+
+    @torch.no_grad()
+    def log_likelihood(
+        self, x: torch.Tensor, *, k: int, generator: torch.Generator | None = None
+    ) -> LogLikelihood:
+        """ddpm: minus the bound of Ho et al. eq. 5 on -log P(x), ``k`` uniformly drawn steps
+        (k >= T: all T terms); flow matching: the ODE estimate of log p of the dequantised
+        image's density on [0, 1]^D, averaged over ``k`` draws of the dequantisation noise."""
+        if self._flow():
+            return self.ode_likelihood(x, draws=k, generator=generator)
+        terms = None if k >= self.config.timesteps else k
+        return self.variational_bound(x, terms=terms, generator=generator)
+
+    def bound_not_available(self) -> str | None:
+        """Why this instance has no variational bound (flow matching), or None."""
+        if self._flow():
+            return "a flow-matching model has no variational bound; its likelihood is the ODE's"
+        return None
+
+    def ode_not_available(self) -> str | None:
+        """Why this instance has no ODE likelihood (DDPM), or None."""
+        if not self._flow():
+            return "the ODE likelihood needs model.objective=flow_matching"
+        return None
+
+    @torch.no_grad()
+    def variational_bound(
+        self,
+        x: torch.Tensor,
+        *,
+        terms: int | None,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> LogLikelihood:
+        """Minus the DDPM bound on -log P(x) (B,) of 8-bit images x: all T terms (None) or a
+        Monte-Carlo estimate over ``terms`` uniform steps, with its standard error. The
+        reverse process uses the clipped x_0 estimate, as sampling does (any mean function of
+        x_t defines a reverse process, so the bound holds)."""
+        if (reason := self.bound_not_available()) is not None:
+            raise ConfigError(reason)
+        estimate = likelihood.variational_bound(
+            self.denoiser(),
+            pixels.to_signed(x),
+            terms=terms,
+            variance=self.config.variance,
+            decoder="discrete",
+            generator=generator,
+            progress=progress,
+        )
+        steps = self.config.timesteps
+        samples = steps if terms is None else terms
+        method = (
+            f"variational bound of Ho et al. 2020 eq. 5 (prior KL, {steps} KL terms with "
+            f"variance {self.config.variance}, discretised Gaussian decoder): "
+            + (
+                "every term summed"
+                if terms is None
+                else f"Monte-Carlo over {terms} steps t drawn uniformly per image, "
+                f"times {steps}; MC s.e. over those draws"
+            )
+            + "; an upper bound on -log P(x)"
+        )
+        protocol = "diffusion_bound_all" if terms is None else f"diffusion_bound_t{terms}"
+        return LogLikelihood(
+            -estimate.values,
+            "elbo",
+            estimate.stderr,
+            samples=samples,
+            protocol=protocol,
+            method=method,
+        )
+
+    def ode_likelihood(
+        self,
+        x: torch.Tensor,
+        *,
+        draws: int = 1,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> LogLikelihood:
+        """The ODE estimate of log p(y) (B,) of the flow's density on [0, 1]^D at dequantised
+        y = (k + u) / 256, averaged over ``draws`` draws of u; standard error over the draws
+        (one draw: over the Hutchinson probes, if several)."""
+        if (reason := self.ode_not_available()) is not None:
+            raise ConfigError(reason)
+        cfg, values = self.config, []
+        stderr = None
+        for _ in range(draws):
+            estimate = likelihood.ode_log_likelihood(
+                self.velocity,
+                pixels.dequantise_signed(x, generator),
+                steps=cfg.ode_steps,
+                method=cfg.ode_solver,
+                probes=cfg.probes,
+                probe=cfg.probe,
+                generator=generator,
+                progress=progress,
+            )
+            values.append(estimate.values)
+            stderr = estimate.stderr
+        stacked = torch.stack(values) + self.data_info.num_dims * math.log(2.0)  # dz/dy = 2
+        if draws > 1:
+            stderr = stacked.std(0) / math.sqrt(draws)
+        method = (
+            f"probability-flow ODE, {cfg.ode_solver} with {cfg.ode_steps} steps, divergence by "
+            f"Hutchinson's estimator ({cfg.probes} {cfg.probe} probe(s)), {draws} draw(s) of "
+            "the dequantisation noise averaged: an estimate (discretisation and probe noise) "
+            "of the dequantisation bound of the continuous density's -log p"
+        )
+        return LogLikelihood(
+            stacked.mean(0),
+            "estimate",
+            stderr,
+            of="dequantised",
+            levels=pixels.LEVELS,
+            samples=draws,
+            protocol=f"ode_{cfg.ode_solver}_s{cfg.ode_steps}_p{cfg.probes}_k{draws}",
+            method=method,
+        )
+
+    # -- noise codes -----------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_noise(
+        self, x: torch.Tensor, *, steps: int | None = None, progress: bool = False
+    ) -> torch.Tensor:
+        """The noise (B, C, H, W) that deterministic DDIM (ddpm) or the ODE (flow matching,
+        the configured sampler's method; at bin centres) decodes to x, in ``steps`` steps."""
+        steps = self.config.sample_steps if steps is None else steps
+        self._check_steps(steps)
+        if self._flow():
+            z = (pixels.levels_of(x).to(x.dtype) + 0.5) * (2.0 / pixels.LEVELS) - 1.0
+            return samplers.ode_invert(
+                self.velocity, z, steps=steps, method=self._ode_method(), progress=progress
+            )
+        return samplers.ddim_invert(
+            self.denoiser(), pixels.to_signed(x), steps=steps, progress=progress
+        )
+
+    @torch.no_grad()
+    def decode_noise(
+        self, noise: torch.Tensor, *, steps: int | None = None, progress: bool = False
+    ) -> torch.Tensor:
+        """Images (B, C, H, W) as k / 255 from noise, deterministically."""
+        steps = self.config.sample_steps if steps is None else steps
+        self._check_steps(steps)
+        if self._flow():
+            z = samplers.ode_sample(
+                self.velocity,
+                tuple(noise.shape),
+                steps=steps,
+                method=self._ode_method(),
+                generator=None,
+                like=noise,
+                progress=progress,
+                start=noise,
+            )
+            return pixels.quantise_bins(z)
+        z = samplers.ddim_decode(self.denoiser(), noise, steps=steps, progress=progress)
+        return pixels.quantise_grid(z)
+
+    def _ode_method(self) -> Literal["euler", "heun"]:
+        return "euler" if self.config.resolved_sampler == "euler" else "heun"
