@@ -221,8 +221,9 @@ class EvalConfig:
     # draws of the uniform dequantisation noise per test image for a continuous density (a
     # flow); more than one gives the importance-weighted bound (nll_dequant_k<K>)
     dequant_k: int = 1
-    # a diffusion's variational bound: steps t drawn uniformly per test image for the Monte-
-    # Carlo estimate of its sum over T steps (T or more: every term; nll_diffusion_bound_t<N>)
+    # a diffusion's variational bound: its decoder term exactly and one step t drawn in each of
+    # this many strata of the other steps per test image (stratified Monte Carlo of the sum
+    # over T steps; T or more: every term; nll_diffusion_bound_t<N>)
     bound_terms: int = 100
     # the nll metric on the first N test images only (a costly estimator, e.g. a diffusion's,
     # on a subset; the result says how many); null: all of them

@@ -394,3 +394,18 @@ def test_a_briefly_trained_mlp_samples_the_mixture(objective):
         + torch.randn(500, 2, generator=g(8)) @ torch.linalg.cholesky(torch.cov(data.T)).T
     )
     assert permutation_p_value(fitted, data) < 0.01
+
+
+@pytest.mark.parametrize(("total", "terms"), [(1000, 100), (1000, 7), (20, 50), (3, 1)])
+def test_the_strata_cover_every_step_but_the_decoders_once(total, terms):
+    strata = likelihood._strata(total, terms)
+    covered = [start + i for start, size in strata for i in range(size)]
+    assert covered == list(range(1, total)) and len(strata) == min(terms, total - 1)
+    assert max(s for _, s in strata) - min(s for _, s in strata) <= 1
+
+
+def test_collapsed_strata_pair_neighbours_and_are_exact_for_equal_strata():
+    weighted = torch.tensor([[1.0], [3.0], [2.0], [2.0], [5.0]])
+    # pairs (0, 1), (2, 3) and, the count being odd, (3, 4): 4 + 0 + 9
+    assert likelihood._collapsed_strata_stderr(weighted).item() == pytest.approx(13**0.5)
+    assert likelihood._collapsed_strata_stderr(weighted[:1]) is None

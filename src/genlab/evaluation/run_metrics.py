@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, cast
@@ -116,6 +117,23 @@ class ProbeAccuracy(Metric):
         )
 
 
+SPEED_REPEATS = 5  # timed calls of a fast sampler; the best one counts
+SPEED_SECONDS = 1.0  # no further repeat once the timed calls took this long
+
+
+def _best_time(draw, device: torch.device) -> float:  # noqa: ANN001
+    """The shortest of up to SPEED_REPEATS timed calls, stopping once they took SPEED_SECONDS
+    together: a single call of a fast sampler lasts milliseconds, and a hiccup of the machine
+    would be its whole measurement (a slow sampler is timed once)."""
+    best, spent = math.inf, 0.0
+    for _ in range(SPEED_REPEATS):
+        _, seconds = _timed(draw, device)
+        best, spent = min(best, seconds), spent + seconds
+        if spent >= SPEED_SECONDS:
+            break
+    return best
+
+
 @dataclass
 class SamplingSpeed(Metric):
     description = "images per second drawn by the model's sampler (single process, one device)"
@@ -145,7 +163,7 @@ class SamplingSpeed(Metric):
                 lambda: model.sample(min(count, WARMUP_SAMPLES), generator=ctx.generator()),
                 ctx.device,
             )
-            _, seconds = _timed(lambda: model.sample(count, generator=ctx.generator()), ctx.device)
+            seconds = _best_time(lambda: model.sample(count, generator=ctx.generator()), ctx.device)
         details: dict[str, object] = {
             "images": int(count),
             "seconds": seconds,

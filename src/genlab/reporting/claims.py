@@ -45,6 +45,7 @@ from genlab.reporting.groups import (
     describe_data,
     first_replicas,
     measured_in,
+    slowest_one_pass,
     variational,
 )
 
@@ -289,9 +290,7 @@ def _fd_comparison(runs: list[RunSummary]) -> tuple[str, str]:
 
 def autoregressive_slow(runs: list[RunSummary]) -> tuple[str, str]:
     ar = best_of(autoregressive(runs), "sample_images_per_s", lower_is_better=False)
-    # against samplers that draw an image in one network pass (not chains or iterative ones)
-    others = [r for r in runs if r.traits.sampling == "one_pass"]
-    fast = best_of(others, "sample_images_per_s", lower_is_better=True)
+    fast = slowest_one_pass(runs)
     if ar is None or fast is None:
         return "not measured", "evaluate an autoregressive run and another sampler"
     (ar_run, _, ar_m), (other, _, other_m) = ar, fast

@@ -97,3 +97,11 @@ def _pool_finetune(run: RunSummary, replicas: list[RunSummary]) -> RunSummary:
 def iterative(runs: list[RunSummary]) -> list[RunSummary]:
     """Iterative samplers: denoising diffusion and flow matching."""
     return [r for r in runs if r.traits.sampling == "iterative"]
+
+
+def slowest_one_pass(runs: list[RunSummary]) -> tuple[RunSummary, str, dict[str, Any]] | None:
+    """The one-pass sampler (one network pass per image: not chains, not iterative or
+    autoregressive samplers) with the fewest images/s: what "slow sampling" is measured
+    against."""
+    one_pass = [r for r in runs if r.traits.sampling == "one_pass"]
+    return best_of(one_pass, "sample_images_per_s", lower_is_better=True)

@@ -37,12 +37,8 @@ from genlab.fileio import append_line, atomic_write_json, is_temporary, remove_o
 from genlab.models import DataInfo, run_config_from_dict, run_config_to_dict
 
 _RUN_NAME = re.compile(r"^(\d{5})-")
-# every file a run folder may hold, as glob patterns relative to it (the documented layout)
-LAYOUT = (
-    "config.json",
-    "run.json",
-    "metrics.jsonl",
-    "model.safetensors",
+# results computed from a run's weights (they go when training changes the weights)
+RESULT_FILES = (
     "eval.json",
     "eval-val.json",
     "eval-final.json",
@@ -51,8 +47,16 @@ LAYOUT = (
     "probe.md",
     "finetune.json",
     "finetune.md",
-    "embed-*.npz",
-    "latent-*.png",
+)
+RESULT_PATTERNS = ("embed-*.npz", "latent-*.png")
+# every file a run folder may hold, as glob patterns relative to it (the documented layout)
+LAYOUT = (
+    "config.json",
+    "run.json",
+    "metrics.jsonl",
+    "model.safetensors",
+    *RESULT_FILES,
+    *RESULT_PATTERNS,
     ".lock",
     "checkpoints/latest",
     "checkpoints/state-*.safetensors",

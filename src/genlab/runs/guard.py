@@ -25,20 +25,11 @@ from pathlib import Path
 
 from genlab.errors import RunError
 from genlab.fileio import atomic_write_text
-from genlab.runs.folder import RunDir
+from genlab.runs.folder import RESULT_FILES, RESULT_PATTERNS, RunDir
 
 LOCK_FILE = ".lock"
-STALE_FILES = (
-    "eval.json",
-    "eval-val.json",
-    "eval-final.json",
-    "eval-val-final.json",
-    "probe.json",
-    "probe.md",
-    "finetune.json",
-    "finetune.md",
-)
-STALE_PATTERNS = ("embed-*.npz", "latent-*.png")
+STALE_FILES = RESULT_FILES
+STALE_PATTERNS = RESULT_PATTERNS
 STALE_SAMPLES = (
     "sample-*.png",
     "means-*.png",

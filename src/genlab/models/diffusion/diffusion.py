@@ -360,8 +360,9 @@ class Diffusion(GenerativeModel[DiffusionConfig]):
             + (
                 "every term summed"
                 if terms is None
-                else f"Monte-Carlo over {terms} steps t drawn uniformly per image, "
-                f"times {steps}; MC s.e. over those draws"
+                else f"L_0 exact, and one step t drawn uniformly in each of {terms} equal "
+                f"strata of 1..{steps - 1} per image (stratified Monte Carlo, {terms + 1} "
+                "passes); MC s.e. by collapsed strata (conservative)"
             )
             + "; an upper bound on -log P(x)"
         )
