@@ -48,6 +48,24 @@ def test_the_gan_is_judged_against_diffusion_at_the_shorter_runs_time():
     assert _verdict(SOTA, gan, close).verdict == UNDECIDED  # 5% apart: inside the margin
 
 
+def test_a_diffusion_that_lost_before_its_planned_epochs_decides_nothing():
+    gan = _run("gan", "gan", {"fd_cnn_2k": {"value": 60.0}}, train_seconds=100.0)
+    short = _run(
+        "ddpm",
+        "diffusion",
+        {"fd_cnn_2k": {"value": 120.0}},
+        train_seconds=105.0,
+        epochs=0,
+        min_epochs=2,
+    )
+    verdict = _verdict(SOTA, gan, short)
+    assert verdict.verdict == UNDECIDED and "trained 0 of the 2 epochs" in verdict.evidence
+    ahead = _run(
+        "ddpm", "diffusion", {"fd_cnn_2k": {"value": 30.0}}, train_seconds=105.0, min_epochs=2
+    )
+    assert _verdict(SOTA, gan, ahead).verdict == "does not hold"  # the GAN behind had no plan
+
+
 def test_without_curves_unequal_training_times_decide_nothing():
     gan = _run("gan", "gan", {"fd_cnn_2k": {"value": 20.0}}, train_seconds=100.0)
     diffusion = _run("ddpm", "diffusion", {"fd_cnn_2k": {"value": 10.0}}, train_seconds=400.0)

@@ -62,6 +62,10 @@ def gan_state_of_the_art(runs: list[RunSummary]) -> tuple[str, str]:
             f"; the FDs differ by {100 * gap:.0f}% (< {100 * FD_MARGIN:.0f}%, the margin an FD "
             "without a standard error needs): a longer budget for both would decide"
         )
+    behind = d_run if fd_g < fd_d else g_run
+    short = behind.short_of_minimum()
+    if short:  # the run that lost had not had the epochs it was planned
+        return UNDECIDED, text + f"; the FDs differ by {100 * gap:.0f}%, but {short}"
     return verdict_of(fd_g < fd_d), text + (
         f"; holds when the GAN's FD is lower by more than {100 * FD_MARGIN:.0f}%"
     )
