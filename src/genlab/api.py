@@ -33,7 +33,7 @@ from genlab.evaluation.runner import evaluate as evaluate_model
 from genlab.models import DataInfo, build_model, load_run_config
 from genlab.representation import embed, finetune, probe
 from genlab.runs import EVAL_OVERRIDES, OpenRun, RunDir, check_loggers, open_run, run_callbacks
-from genlab.runs.guard import clean_up, remove_stale_outputs, training_lock, trim_metrics
+from genlab.runs.guard import remove_stale_outputs, training_lock, trim_metrics
 from genlab.training.callbacks import Checkpointer, StoppedAtOnce
 from genlab.training.checkpoint import check_state_matches, latest_checkpoint, load_state
 from genlab.training.distributed import ProcessGroup, check_batch, join, leave
@@ -254,7 +254,7 @@ def _resume(folder: RunDir, config: RunConfig, place: _Place, progress: bool | N
             callback.last = checkpoint  # what a divergence message points back to
     # what a killed process left behind: temporaries, log records past the checkpoint,
     # and results of the weights that training now changes
-    clean_up(folder, trainer=True)
+    folder.remove_orphans(unnamed_too=True)  # we hold the training lock
     if not folder.info_path.exists():
         print(
             f"note: {folder.info_path} was missing; it is written again from config.json, the "

@@ -105,14 +105,12 @@ def sample(
             "(they are for diffusion runs)"
         )
     if isinstance(model, SupportsStepSampling) and not (means or temperature is not None):
-        count = steps if steps is not None else getattr(model.config, "sample_steps", None)
-        if count is None:
-            raise ConfigError("give the number of sampling steps with --steps")
-        _positive(count, "--steps")
+        if steps is not None:
+            _positive(steps, "--steps")
         images = _in_chunks(
             n,
             lambda k: model.sample_with(
-                k, steps=count, sampler=sampler, eta=eta, generator=generator, progress=progress
+                k, steps=steps, sampler=sampler, eta=eta, generator=generator, progress=progress
             ),
         )
         name = f"sample-seed{seed}" + (f"-steps{steps}" if steps is not None else "")

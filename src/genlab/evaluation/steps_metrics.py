@@ -24,10 +24,9 @@ from genlab.models.base import SupportsStepSampling, device_of
 from genlab.noise import generator as noise_generator
 
 
-def step_counts(model: Any, asked: tuple[int, ...]) -> list[int]:
+def step_counts(model: SupportsStepSampling, asked: tuple[int, ...]) -> list[int]:
     """The step counts of ``asked`` the model can sample with (a DDPM has at most T)."""
-    top = getattr(model.config, "timesteps", None) if model.config.objective == "ddpm" else None
-    return sorted({s for s in asked if top is None or s <= top})
+    return sorted({s for s in asked if s <= model.max_sample_steps})
 
 
 @dataclass
@@ -64,7 +63,7 @@ class FdVersusSteps(Metric):
         real = net.features_of(ctx.images[:n])
         device = device_of(ctx.model)
         points = []
-        for steps in ctx.bar(step_counts(ctx.model, ctx.cfg.steps_curve), "fd_vs_steps"):
+        for steps in ctx.bar(step_counts(model, ctx.cfg.steps_curve), "fd_vs_steps"):
             generator = noise_generator(ctx.cfg.seed, device)  # the same noise for every count
             start = time.perf_counter()
             with torch.no_grad():

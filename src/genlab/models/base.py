@@ -269,14 +269,17 @@ class SupportsTemperature(Protocol):
 @runtime_checkable
 class SupportsStepSampling(Protocol):
     """An iterative sampler whose number of steps is the caller's choice (a diffusion's
-    DDPM/DDIM or a flow-matching ODE): ``sampler`` picks one of the family's samplers (None:
-    its configured one) and ``eta`` is DDIM's noise level (None: the configured one)."""
+    DDPM/DDIM or a flow-matching ODE), up to ``max_sample_steps``: ``steps`` None, ``sampler``
+    None and ``eta`` None are the model's configured ones."""
+
+    @property
+    def max_sample_steps(self) -> int: ...
 
     def sample_with(
         self,
         n: int,
         *,
-        steps: int,
+        steps: int | None = None,
         sampler: str | None = None,
         eta: float | None = None,
         generator: torch.Generator | None = None,

@@ -7,8 +7,8 @@
   process logged after S are dropped (they will be logged again), and so is a torn last line.
 - :func:`remove_stale_outputs`: what was computed from the previous weights (evaluation,
   probes, pictures drawn by `genlab sample` ...) goes once training changes the weights.
-- :func:`clean_up`: the temporaries of killed processes go whenever a command touches the
-  run (those of a process still writing stay).
+- :meth:`RunDir.remove_orphans`: the temporaries of killed processes go whenever a command
+  touches the run (those of a process still writing stay).
 - :func:`refuse_while_training`: a command that reads the weights is refused while a process
   trains the run (they are about to change); results record the weights they came from in
   any case, so one computed just before a resume is seen as stale afterwards.
@@ -70,13 +70,6 @@ def refuse_while_training(run: RunDir, action: str) -> None:
             f"change; {action} once training has ended (or stop it with Ctrl-C / "
             f"`kill -TERM {pid if pid > 0 else '<pid>'}`, which keeps a checkpoint)"
         )
-
-
-def clean_up(run: RunDir, *, trainer: bool = False) -> list[Path]:
-    """Remove the temporary files that killed processes left anywhere in the run folder;
-    ``trainer``: the caller holds the training lock, so the safetensors library's own
-    temporaries (whose names carry no pid, and which only training writes) are leftovers too."""
-    return run.remove_orphans(unnamed_too=trainer)
 
 
 @contextmanager

@@ -22,11 +22,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load, save_file
+from safetensors.torch import load, save
 
 from genlab.config import RunConfig
 from genlab.errors import RunError
-from genlab.fileio import atomic_path
+from genlab.fileio import atomic_write_bytes
 from genlab.models import GenerativeModel, build_model
 from genlab.runs.folder import RunDir
 
@@ -67,9 +67,9 @@ def export_model(run: RunDir, model: GenerativeModel, origin: str, step: int) ->
     the metadata; run.json records where they come from and their digest."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {"family": model.family, "origin": origin, "step": str(step)}
-    with atomic_path(run.model_path) as tmp:
-        save_file(state, str(tmp), metadata=metadata)
-    weights = Weights(step, digest(run.model_path.read_bytes()))
+    data = save(state, metadata=metadata)  # the bytes, hashed as they are written
+    atomic_write_bytes(run.model_path, data)
+    weights = Weights(step, digest(data))
     run.update_info(exported_from=origin, exported=weights.record())
 
 

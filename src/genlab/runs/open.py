@@ -28,7 +28,7 @@ from genlab.devices import resolve_device
 from genlab.errors import ConfigError
 from genlab.models import DataInfo, GenerativeModel, run_config_from_dict, run_config_to_dict
 from genlab.runs.folder import RunDir
-from genlab.runs.guard import clean_up, refuse_while_training
+from genlab.runs.guard import refuse_while_training
 from genlab.runs.model_io import Weights, load_exported
 
 EVAL_OVERRIDES = ("eval.",)  # what `genlab eval --set` may change
@@ -115,7 +115,7 @@ def open_run(
             return run
         run = run.run
     folder = run if isinstance(run, RunDir) else RunDir.open(run)
-    clean_up(folder)  # what killed processes left behind goes with the next command
+    folder.remove_orphans()  # what killed processes left behind goes with the next command
     bad = [
         o for o in overrides if not allowed(o.partition("=")[0].strip(), (*allow, DEVICE_OVERRIDE))
     ]
