@@ -30,9 +30,10 @@ from genlab.devices import describe, resolve_device
 from genlab.errors import ConfigError, RunError
 from genlab.evaluation.runner import check_metric_names
 from genlab.evaluation.runner import evaluate as evaluate_model
-from genlab.models import DataInfo, build_model, load_run_config
+from genlab.models import build_model, load_run_config
 from genlab.representation import embed, finetune, probe
 from genlab.runs import EVAL_OVERRIDES, OpenRun, RunDir, check_loggers, open_run, run_callbacks
+from genlab.runs.folder import data_info_of, data_info_record
 from genlab.runs.guard import remove_stale_outputs, training_lock, trim_metrics
 from genlab.training.callbacks import Checkpointer, StoppedAtOnce
 from genlab.training.checkpoint import check_state_matches, latest_checkpoint, load_state
@@ -100,7 +101,7 @@ def _prepare(config: RunConfig, place: _Place, data: Any | None = None) -> tuple
     check_loggers(config)
     data = data if data is not None else load_data(config.data, progress=config.train.progress)
     torch.manual_seed(config.train.seed)  # parameter initialisation, the same on every device
-    info = DataInfo(data.shape, data.levels)
+    info = data_info_of(data)
     model = build_model(config.model, info, ema_decay=config.train.ema_decay).to(place.device)
     _check_selection(config, model, len(data.val) > 0)
     if config.train.channels_last and has_convolutions(model):
@@ -177,7 +178,7 @@ def _run_record(config: RunConfig, data: Any, model: Any, place: _Place) -> dict
     """What run.json records about a run when training starts."""
     return {
         "family": model.family,
-        "data_info": {"shape": list(data.shape), "levels": data.levels},
+        "data_info": data_info_record(data_info_of(data)),
         "data": {
             "name": data.name,
             "fingerprint": data.fingerprint,

@@ -286,15 +286,20 @@ class EvalConfig:
             )
 
 
+@dataclass(frozen=True)
 class ModelConfig:
     """Base of every family's typed config (a frozen dataclass in the family's module).
 
     ``family`` is the registry name, set when the family registers; ``model.name`` in a
-    config file chooses the class.
+    config file chooses the class. ``conditional`` (every family reads it; those that cannot
+    take labels refuse it, saying why) conditions the model on the data set's class labels:
+    it then learns p(x | y) and samples a class asked for.
     """
 
     family: ClassVar[str] = ""
     RANGES: ClassVar[Ranges] = {}  # every numeric field's inclusive [low, high]
+
+    conditional: bool = False
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if hint is Any:
         return value
     if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and isinstance(value, hint):
+            return value  # already typed (a family's model config inside a RunConfig)
         return parse_dataclass(hint, value, where)  # type: ignore[arg-type]
     if hint is bool:
         if isinstance(value, bool):

@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from genlab.config import DataConfig
-from genlab.data.images import ImageSet
+from genlab.data.images import ImageSet, check_labels
 from genlab.data.locate import locate
 from genlab.data.sources import Loaded, register_source
 from genlab.errors import DataError
@@ -153,4 +153,24 @@ def load_cifar10(cfg: DataConfig, progress: bool) -> Loaded:
     images = np.concatenate([b[0] for b in train])
     labels = np.concatenate([b[1] for b in train])
     test_images, test_labels = batches[TEST_BATCH]
-    return ImageSet.from_numpy(images, labels), ImageSet.from_numpy(test_images, test_labels)
+    check_labels(labels, CLASSES, f"{path} (training batches)")
+    check_labels(test_labels, CLASSES, f"{path} ({TEST_BATCH})")
+    return (
+        ImageSet.from_numpy(images, labels, CLASSES),
+        ImageSet.from_numpy(test_images, test_labels, CLASSES),
+    )
+
+
+# the label names of batches.meta (Krizhevsky 2009), in label order
+CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)

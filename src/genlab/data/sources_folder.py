@@ -83,10 +83,11 @@ def _reading(path: Path) -> Iterator[None]:
         raise DataError(f"{path}: cannot read image ({reason})") from None
 
 
-def _labels(root: Path, files: list[Path]) -> np.ndarray | None:
+def _labels(root: Path, files: list[Path]) -> tuple[np.ndarray | None, tuple[str, ...] | None]:
+    """Each file's class index and the class names (its top-level subfolders, sorted)."""
     tops = [f.relative_to(root).parts for f in files]
     if all(len(parts) == 1 for parts in tops):
-        return None
+        return None, None
     loose = next((root / p[0] for p in tops if len(p) == 1), None)
     if loose is not None:
         raise DataError(
@@ -95,7 +96,7 @@ def _labels(root: Path, files: list[Path]) -> np.ndarray | None:
         )
     classes = sorted({parts[0] for parts in tops})
     index = {name: i for i, name in enumerate(classes)}
-    return np.array([index[parts[0]] for parts in tops], dtype=np.int64)
+    return np.array([index[parts[0]] for parts in tops], dtype=np.int64), tuple(classes)
 
 
 def _decode(path: Path, mode: str, size: int | None, shape: tuple[int, ...]) -> np.ndarray:
@@ -126,7 +127,7 @@ def load_folder(cfg: DataConfig, progress: bool) -> Loaded:
     if not files:
         raise DataError(f"{root}: no PNG/JPEG images found (searched recursively)")
     headers = [_probe(path) for path in files]  # sizes and modes, nothing decoded yet
-    labels = _labels(root, files)
+    labels, classes = _labels(root, files)
     grey = cfg.grayscale or all(mode in GREY_MODES for _, mode in headers)
     mode = "L" if grey else "RGB"
     expected = headers[0][0]
@@ -150,4 +151,4 @@ def load_folder(cfg: DataConfig, progress: bool) -> Loaded:
     images = np.empty((len(files), *shape), dtype=np.uint8)  # (N, C, H, W)
     for i, path in enumerate(files):
         images[i] = _decode(path, mode, cfg.image_size, shape)
-    return ImageSet.from_numpy(images, labels), None
+    return ImageSet.from_numpy(images, labels, classes), None

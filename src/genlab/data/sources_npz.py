@@ -25,7 +25,7 @@ import numpy.lib.format as npy
 
 from genlab.config import DataConfig
 from genlab.data import images
-from genlab.data.images import ImageSet
+from genlab.data.images import ImageSet, numbered_classes
 from genlab.data.sources import Loaded, register_source, required_path
 from genlab.errors import DataError
 
@@ -95,12 +95,29 @@ def to_labels(array: np.ndarray, count: int, path: Path, key: str, images_key: s
     return array.astype(np.int64)
 
 
-def _image_set(arrays: Mapping[str, np.ndarray], path: Path, x: str, y: str) -> ImageSet:
+def _image_set(
+    arrays: Mapping[str, np.ndarray], path: Path, x: str, y: str, classes: int
+) -> ImageSet:
     images = to_nchw(arrays[x], path, x)
     labels = None
     if y in arrays:
         labels = to_labels(arrays[y], images.shape[0], path, y, x)
-    return ImageSet.from_numpy(images, labels)
+    return ImageSet.from_numpy(
+        images, labels, None if labels is None else numbered_classes(max(classes, 1))
+    )
+
+
+def _class_count(arrays: Mapping[str, np.ndarray], path: Path, *keys: str) -> int:
+    """The number of classes the label arrays ``keys`` index: one more than the largest
+    label (labels are named by number); a negative label is refused."""
+    largest = -1
+    for key in keys:
+        if key in arrays and arrays[key].size and arrays[key].dtype.kind in "iu":
+            low, high = int(arrays[key].min()), int(arrays[key].max())
+            if low < 0:
+                raise DataError(f"{path}: {key} holds the label {low}; labels must be >= 0")
+            largest = max(largest, high)
+    return largest + 1
 
 
 def _header(member: IO[bytes], where: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -189,10 +206,12 @@ def load_npz(cfg: DataConfig, progress: bool) -> Loaded:
     path = Path(required_path(cfg, "an .npz file")).expanduser()
     arrays, keys = _read(path)
     if "x_train" in arrays:
-        train = _image_set(arrays, path, "x_train", "y_train")
-        test = _image_set(arrays, path, "x_test", "y_test") if "x_test" in arrays else None
+        count = _class_count(arrays, path, "y_train", "y_test")
+        train = _image_set(arrays, path, "x_train", "y_train", count)
+        test = _image_set(arrays, path, "x_test", "y_test", count) if "x_test" in arrays else None
     elif "images" in arrays:
-        train, test = _image_set(arrays, path, "images", "labels"), None
+        count = _class_count(arrays, path, "labels")
+        train, test = _image_set(arrays, path, "images", "labels", count), None
     else:
         found = ", ".join(keys) or "none"
         raise DataError(f"{path}: no image arrays (keys found: {found}; expected {EXPECTED_KEYS})")

@@ -47,6 +47,16 @@ class DataSplits:
     # one static draw used by tensor('train')), grey levels for 'none'.
     fixed: dict[str, torch.Tensor] = field(repr=False, compare=False, default_factory=dict)
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The names of the classes the labels index (empty for a set without labels)."""
+        return self.train.classes
+
+    @property
+    def class_counts(self) -> tuple[int, ...]:
+        """Training images of each class: the class frequencies a conditional model learns."""
+        return self.train.class_counts()
+
     def split(self, split: str) -> ImageSet:
         """The stored uint8 split named ``split`` ('train', 'val' or 'test')."""
         if split not in SPLITS:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from genlab.config import EvalConfig, ModelConfig
+from genlab.errors import ConfigError
 from genlab.models.common.ema import ExponentialMovingAverage
 from genlab.models.declarations import TinyConfig, Traits, ZooEntry
 
@@ -30,10 +31,17 @@ ConfigT = TypeVar("ConfigT", bound=ModelConfig)
 
 @dataclass(frozen=True)
 class DataInfo:
-    """What a model needs to know about its data: image shape and number of grey levels."""
+    """What a model needs to know about its data: image shape, number of grey levels, and the
+    classes its labels index (names, and training images of each) where it has labels."""
 
     shape: tuple[int, int, int]  # (C, H, W)
     levels: int  # 2 for binarised data, 256 for 8-bit grey levels
+    classes: tuple[str, ...] = ()  # label i is classes[i]; empty: the data have no labels
+    class_counts: tuple[int, ...] = ()  # training images of each class (empty: unknown)
+
+    def __post_init__(self) -> None:
+        if self.class_counts and len(self.class_counts) != len(self.classes):
+            raise ValueError("DataInfo.class_counts needs one count per class")
 
     @property
     def num_dims(self) -> int:
@@ -119,7 +127,9 @@ class GenerativeModel(nn.Module, Generic[ConfigT], metaclass=ABCMeta):
     - ``tiny_configs``: named :class:`TinyConfig` s that the tests build and train;
     - ``zoo_entries``: how ``genlab zoo`` trains it (none: the zoo leaves it out);
     - ``default_ema_decay``: the weight average it samples from unless ``train.ema_decay``
-      says otherwise (0: none).
+      says otherwise (0: none);
+    - ``unconditional_because``: for a family whose traits say it cannot be conditioned on a
+      class label, why (the one-line refusal of ``model.conditional: true`` ends with it).
 
     It takes ``(config, data_info)`` in ``__init__`` and implements :meth:`loss`, and the
     capability protocols below that it has. Registering the class with
@@ -133,12 +143,52 @@ class GenerativeModel(nn.Module, Generic[ConfigT], metaclass=ABCMeta):
     tiny_configs: ClassVar[dict[str, TinyConfig]] = {}
     zoo_entries: ClassVar[tuple[ZooEntry, ...]] = ()
     default_ema_decay: ClassVar[float] = 0.0
+    unconditional_because: ClassVar[str] = ""
 
     def __init__(self, config: ConfigT, data_info: DataInfo) -> None:
         super().__init__()
         self.config: ConfigT = config
         self.data_info = data_info
         self.ema: ExponentialMovingAverage | None = None
+        self.classes: tuple[str, ...] = ()  # conditional: the classes it is conditioned on
+        if config.conditional:
+            self.classes = self._conditioning_classes(data_info)
+            counts = torch.tensor(data_info.class_counts or [1] * len(self.classes))
+            # log p(y): the training set's class frequencies (a buffer: checkpoints keep it)
+            self.register_buffer("class_log_prior", (counts.double() / counts.sum()).log().float())
+
+    @classmethod
+    def _conditioning_classes(cls, info: DataInfo) -> tuple[str, ...]:
+        if not cls.traits.conditional:
+            raise ConfigError(
+                f"model.conditional: the {cls.family} family cannot be conditioned on a class "
+                f"label: {cls.unconditional_because}; set model.conditional=false"
+            )
+        if len(info.classes) < 2:
+            raise ConfigError(
+                "model.conditional: the data set has no class labels"
+                + (" (one class only)" if info.classes else "")
+                + "; a conditional model needs labelled data (fashion-mnist, mnist, digits, "
+                "cifar10, a folder of class subfolders, an npz with labels) or "
+                "model.conditional=false"
+            )
+        return info.classes
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the model is conditioned on a class label: it learns p(x | y), its loss,
+        samplers and likelihood take labels ``y`` (int64 (B,) in [0, num_classes))."""
+        return bool(self.classes)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def draw_classes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n labels y ~ p(y) (the training set's class frequencies), on the model's device:
+        what a conditional model samples from when no class is asked for."""
+        prior = self.get_buffer("class_log_prior").exp()
+        return torch.multinomial(prior, n, replacement=True, generator=generator)
 
     def likelihood_samples(self, cfg: EvalConfig) -> int:
         """The ``k`` the ``nll`` metric passes to ``log_likelihood``: ``eval.dequant_k`` draws
@@ -159,7 +209,8 @@ class GenerativeModel(nn.Module, Generic[ConfigT], metaclass=ABCMeta):
     def loss(
         self, x: torch.Tensor, phase: str, *, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
-        """Objective for one batch ``x`` (B, C, H, W) in one phase.
+        """Objective for one batch ``x`` (B, C, H, W) in one phase. A conditional model also
+        takes the batch's labels as the keyword ``y`` (the Trainer passes them only to one).
 
         Returns a dict with a scalar ``"loss"`` to minimise (mean over the batch) plus named
         scalar terms for logging; ``generator`` drives every random draw. In training mode a

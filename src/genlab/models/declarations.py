@@ -43,6 +43,9 @@ class Traits:
     # a continuous density of dequantised images (a flow): its log_likelihood is of that
     # density, and evaluation turns it into a bound on the 8-bit image's (LogLikelihood.of)
     dequantised: bool = False
+    # can learn p(x | y) for a class label y (model.conditional): its loss, samplers and
+    # likelihood then take the keyword ``y`` (see genlab.models.common.conditioning)
+    conditional: bool = False
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLING_COSTS:

@@ -236,4 +236,30 @@ class RunDir:
             raise RunError(
                 f"{self.info_path}: data_info {info} is not an image shape and level count"
             )
-        return DataInfo((shape[0], shape[1], shape[2]), levels)
+        classes, counts = info.get("classes", []), info.get("class_counts", [])  # type: ignore[union-attr]
+        if not (
+            isinstance(classes, list)
+            and all(isinstance(c, str) for c in classes)
+            and isinstance(counts, list)
+            and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+            and len(counts) in (0, len(classes))
+        ):
+            raise RunError(
+                f"{self.info_path}: data_info classes/class_counts are not a list of class "
+                "names and one count per class"
+            )
+        return DataInfo((shape[0], shape[1], shape[2]), levels, tuple(classes), tuple(counts))
+
+
+def data_info_of(data: Any) -> DataInfo:
+    """What a model needs to know about loaded data (a DataSplits)."""
+    return DataInfo(data.shape, data.levels, data.classes, data.class_counts)
+
+
+def data_info_record(info: DataInfo) -> dict[str, Any]:
+    """``info`` as run.json keeps it (``classes`` and ``class_counts`` only with labels; a run
+    written before classes were recorded reads as unlabelled, which it was to its model)."""
+    record: dict[str, Any] = {"shape": list(info.shape), "levels": info.levels}
+    if info.classes:
+        record.update(classes=list(info.classes), class_counts=list(info.class_counts))
+    return record

@@ -24,16 +24,33 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Objective(nn.Module):
-    """``forward(x, phase, generator)`` is ``model.loss``: the one call DDP and compile see."""
+    """``forward(x, phase, generator, y)`` is ``model.loss``: the one call DDP and compile
+    see; the labels ``y`` reach only a conditional model."""
 
     def __init__(self, model: GenerativeModel) -> None:
         super().__init__()
         self.model = model
 
     def forward(
-        self, x: torch.Tensor, phase: str, generator: torch.Generator
+        self, x: torch.Tensor, phase: str, generator: torch.Generator, y: torch.Tensor | None
     ) -> dict[str, torch.Tensor]:
-        return self.model.loss(x, phase, generator=generator)
+        return model_loss(self.model, x, phase, generator, y)
+
+
+def model_loss(
+    model: GenerativeModel,
+    x: torch.Tensor,
+    phase: str,
+    generator: torch.Generator,
+    y: torch.Tensor | None,
+) -> dict[str, torch.Tensor]:
+    """``model.loss`` of the batch ``x``, given its labels ``y`` when the model is
+    conditional (which then needs them)."""
+    if not model.conditional:
+        return model.loss(x, phase, generator=generator)
+    if y is None:
+        raise ValueError("a conditional model's loss needs the batch's labels")
+    return model.loss(x, phase, generator=generator, y=y.to(x.device))  # type: ignore[call-arg]
 
 
 def has_convolutions(model: nn.Module) -> bool:
@@ -73,13 +90,17 @@ class StepEngine:
         )
 
     def loss(
-        self, x: torch.Tensor, phase: str, generator: torch.Generator
+        self,
+        x: torch.Tensor,
+        phase: str,
+        generator: torch.Generator,
+        y: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         enabled = self.dtype != torch.float32
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled):
-            return self.module(x, phase, generator)
+            return self.module(x, phase, generator, y)
 
     def step(
         self,

@@ -43,7 +43,7 @@ from genlab.training.divergence import Divergence, DivergenceWatch
 from genlab.training.epoch_sums import EpochSums
 from genlab.training.events import BatchSource, Callback, TrainResult
 from genlab.training.optim import build_optimizer, build_schedule
-from genlab.training.step import StepEngine
+from genlab.training.step import StepEngine, model_loss
 
 RANK_NOISE = 6  # seed tag of the noise streams of ranks > 0 (rank 0 uses train.seed itself)
 
@@ -283,8 +283,8 @@ class Trainer:
         sums = self.epoch_sums
         start = time.perf_counter()
         last = start
-        for x, _ in self.train_batches.epoch(self.epoch, self.batch):
-            terms = self._train_step(x)
+        for x, y in self.train_batches.epoch(self.epoch, self.batch):
+            terms = self._train_step(x, y)
             if self.group is not None:
                 terms = self._mean_over_ranks(terms, x.shape[0])
             count = self._global_size(x)
@@ -307,7 +307,7 @@ class Trainer:
             return int(x.shape[0])
         return int(self.train_batches.global_size(self.batch))  # type: ignore[attr-defined]
 
-    def _train_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
         logged: dict[str, torch.Tensor] = {}
         scale = 1.0
         if self.group is not None:  # shards of unequal size: weight so ranks average right
@@ -315,7 +315,7 @@ class Trainer:
         for phase in self.phases:
             optimizer = self.optimizers[phase.name]
             for _ in range(phase.repeats):
-                terms = self.engine.loss(x, phase.name, self.generator)
+                terms = self.engine.loss(x, phase.name, self.generator, y)
                 loss = terms["loss"]
                 check = loss.detach().float().reshape(1)
                 if self.group is not None:  # every rank stops together
@@ -372,9 +372,9 @@ class Trainer:
         generator = noise.generator(seed, self.device)
         sums: dict[str, torch.Tensor] = {}
         count = 0
-        for x, _ in self.val_batches.epoch(0):
+        for x, y in self.val_batches.epoch(0):
             for phase in self.phases:
-                terms = self.model.loss(x, phase.name, generator=generator)
+                terms = model_loss(self.model, x, phase.name, generator, y)
                 prefix = "" if len(self.phases) == 1 else f"{phase.name}/"
                 for key, value in terms.items():
                     total = value.detach().double() * x.shape[0]

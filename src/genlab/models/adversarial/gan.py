@@ -111,6 +111,7 @@ class GAN(GenerativeModel[GANConfig]):
     """GAN with DCGAN or MLP networks, non-saturating/hinge/WGAN-GP losses and a generator EMA."""
 
     config_class = GANConfig
+    unconditional_because = "its conditional form is not built yet"  # TODO(conditional)
     traits = Traits(density="implicit", sampling="one_pass", adversarial=True)
     description = "GAN (dcgan/mlp), non-saturating/hinge/WGAN-GP, spectral norm, generator EMA"
     default_ema_decay = 0.999  # samples from the generator's average unless train.ema_decay=0

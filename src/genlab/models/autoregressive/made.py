@@ -133,6 +133,7 @@ class MADE(GenerativeModel[MADEConfig]):
     config_class = MADEConfig
     orders: torch.Tensor  # a buffer (registered in __init__), typed for nn.Module.__getattr__
     traits = Traits(density="exact", sampling="sequential", autoregressive=True)
+    unconditional_because = "genlab's MADE has no class input to its hidden layers"
     description = "MADE: masked autoencoder, K orderings as an ensemble, exact NLL"
     tiny_configs = {
         "made": TinyConfig({"hidden": [16]}),

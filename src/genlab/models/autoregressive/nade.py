@@ -164,6 +164,7 @@ class NADE(GenerativeModel[NADEConfig]):
 
     config_class = NADEConfig
     traits = Traits(density="exact", sampling="sequential", autoregressive=True)
+    unconditional_because = "genlab's NADE has no class input to its hidden layer"
     description = "NADE: autoregressive logistic conditionals with shared weights, exact NLL"
     tiny_configs = {"nade": TinyConfig({"hidden": 16})}
     # Adam at 3e-3: 245.4 nats of validation NLL after one Fashion-MNIST epoch against 255.0

@@ -77,6 +77,10 @@ class PixelCNN(AutoregressiveModel[PixelCNNConfig]):
     """PixelCNN with masked convolutions and residual blocks (has the upper-right blind spot)."""
 
     config_class = PixelCNNConfig
+    unconditional_because = (
+        "the plain PixelCNN has no gates to carry a class bias; use gated_pixelcnn, whose gated "
+        "layers take one (van den Oord et al. 2016, eq. 4)"
+    )
     description = "PixelCNN: masked convolutions (mask A, then B), residual blocks, exact NLL"
     tiny_configs = {
         "pixelcnn": TinyConfig({"channels": 8, "blocks": 1, "head_hidden": 8}),
@@ -169,6 +173,7 @@ class GatedPixelCNN(AutoregressiveModel[GatedPixelCNNConfig]):
     """Gated PixelCNN: vertical + horizontal stacks, gated activations, no blind spot."""
 
     config_class = GatedPixelCNNConfig
+    unconditional_because = "its conditional form is not built yet"  # TODO(conditional)
     description = "Gated PixelCNN: vertical/horizontal stacks, gated units, no blind spot"
     tiny_configs = {"gated_pixelcnn": TinyConfig({"channels": 8, "layers": 2, "head_hidden": 8})}
     zoo_entries = (

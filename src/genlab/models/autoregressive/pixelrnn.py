@@ -253,6 +253,7 @@ class PixelRNN(AutoregressiveModel[PixelRNNConfig]):
     """PixelRNN: Row LSTM or Diagonal BiLSTM layers between masked convolutions."""
 
     config_class = PixelRNNConfig
+    unconditional_because = "genlab's PixelRNN has no class input to its LSTM layers"
     description = "PixelRNN: Row LSTM or Diagonal BiLSTM layers, exact NLL"
     tiny_configs = {"pixelrnn": TinyConfig({"channels": 8, "layers": 1, "head_hidden": 8})}
     zoo_entries = (

@@ -53,6 +53,7 @@ class Diffusion(GenerativeModel[DiffusionConfig]):
     """DDPM or flow matching with a U-Net: iterative sampling, a bound or an ODE estimate."""
 
     config_class = DiffusionConfig
+    unconditional_because = "its conditional form is not built yet"  # TODO(conditional)
     traits = Traits(density="estimate", sampling="iterative")
     description = (
         "denoising diffusion (DDPM/DDIM) or flow matching, U-Net; iterative sampling, "

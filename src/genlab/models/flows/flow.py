@@ -70,6 +70,7 @@ class Flow(GenerativeModel[FlowConfig]):
 
     config_class = FlowConfig
     traits = Traits(density="exact", sampling="one_pass", dequantised=True)
+    unconditional_because = "genlab's flows have no class-dependent prior or coupling"
     description = "normalizing flow (RealNVP or Glow) on dequantised 8-bit images, exact density"
     tiny_configs = {
         "realnvp": TinyConfig({"flow": "realnvp", "scales": 2, "steps": 1, "channels": 8}, 256),

@@ -77,6 +77,10 @@ class Autoencoder(GenerativeModel[AEConfig]):
 
     config_class = AEConfig
     traits = Traits(density="none", sampling="chain", encoder=True)
+    unconditional_because = (
+        "it reconstructs its input, which already shows the class, and has no prior over codes "
+        "to draw a class from (a vae with model.conditional=true is the conditional autoencoder)"
+    )
     description = "autoencoder in three generations (linear, mlp, conv), optionally denoising"
     tiny_configs = {
         "ae": TinyConfig({"hidden": [16], "code_dim": 3}),

@@ -93,6 +93,7 @@ class VAE(GenerativeModel[VAEConfig]):
     """Variational autoencoder: Gaussian q(z|x), N(0, I) prior, ELBO or IWAE objective."""
 
     config_class = VAEConfig
+    unconditional_because = "its conditional form is not built yet"  # TODO(conditional)
     traits = Traits(density="bound", sampling="one_pass", encoder=True, variational=True)
     description = "variational autoencoder (mlp/conv), ELBO or IWAE objective, IWAE likelihood"
     tiny_configs = {

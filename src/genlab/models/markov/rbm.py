@@ -76,6 +76,10 @@ class RBM(GenerativeModel[RBMConfig]):
     started: torch.Tensor
     chains: torch.Tensor
     traits = Traits(density="estimate", sampling="chain")
+    unconditional_because = (
+        "a class-conditional RBM needs label units in its energy and a Gibbs sampler that "
+        "clamps them, which genlab does not implement"
+    )
     description = "restricted Boltzmann machine: CD-k or PCD, Gibbs sampling, AIS likelihood"
     tiny_configs = {
         "rbm_pcd": TinyConfig({"hidden": 12, "persistent": True, "chains": 7}),
