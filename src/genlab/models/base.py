@@ -339,6 +339,31 @@ class SupportsStepSampling(Protocol):
 
 
 @runtime_checkable
+class SupportsGuidance(Protocol):
+    """Classifier-free guidance (Ho & Salimans 2022) of a conditional iterative sampler: the
+    network's prediction is u + w (c - u) with c its prediction given the class and u without
+    one (the label dropped, as in training), so ``guidance`` w = 0 samples the unconditional
+    model, w = 1 the conditional one, and w > 1 pushes further towards the class.
+    ``guidance_not_available`` says why this instance cannot (trained without label dropout,
+    or unconditional), or None."""
+
+    def guidance_not_available(self) -> str | None: ...
+
+    def sample_guided(
+        self,
+        n: int,
+        *,
+        guidance: float,
+        y: torch.Tensor | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        eta: float | None = None,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor: ...
+
+
+@runtime_checkable
 class SupportsSampleMeans(Protocol):
     """``sample_means`` returns n mean images E[x|z] of an observation model (a VAE's decoder
     means), which differ from its samples x ~ p(x|z) by the pixel-level noise."""
