@@ -146,6 +146,9 @@ def _sample(args: argparse.Namespace) -> int:
             temperature=args.temperature,
             sampler=args.sampler,
             eta=args.eta,
+            label=args.label,
+            per_class=args.per_class,
+            guidance=args.guidance,
         )
     )
     if args.steps is not None and not isinstance(opened.model, SupportsStepSampling):
@@ -188,6 +191,7 @@ def _interpolate(args: argparse.Namespace) -> int:
             pairs=args.pairs,
             steps=args.steps,
             seed=args.seed,
+            label=args.label,
             out=args.out,
             data_path=args.data_dir,
             device=args.device,
@@ -302,7 +306,10 @@ def _list(args: argparse.Namespace) -> int:
     from genlab.models import MODELS
 
     sections = {
-        "models": [(n, cls.description) for n, cls in MODELS.items()],
+        "models": [
+            (n, cls.description + ("; conditional" if cls.traits.conditional else ""))
+            for n, cls in MODELS.items()
+        ],
         "datasets": [(n, src.description) for n, src in DATASETS.items()],
         "metrics": [(n, _metric_line(m)) for n, m in METRICS.items()],
     }

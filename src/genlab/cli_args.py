@@ -168,6 +168,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="diffusion, ddim sampler: 0 deterministic, 1 as noisy as ddpm (default model.eta)",
     )
     p.add_argument(
+        "--class",
+        dest="label",
+        metavar="CLASS",
+        help="conditional runs: n images of this class (its name, e.g. sneaker, or index)",
+    )
+    p.add_argument(
+        "--per-class",
+        type=int,
+        metavar="K",
+        help="conditional runs: K images of every class, one labelled row per class",
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        metavar="W",
+        help="conditional diffusion: classifier-free guidance weight (0 unconditional, "
+        "1 conditional, >1 stronger; default model.guidance)",
+    )
+    p.add_argument(
         "--from",
         dest="start",
         choices=["noise", "test"],
@@ -188,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--pairs", type=int, default=8, help="image pairs, one per row")
             p.add_argument("--steps", type=int, default=8, help="decoded points per row")
+            p.add_argument(
+                "--class",
+                dest="label",
+                metavar="CLASS",
+                help="conditional runs: interpolate within this class (name or index)",
+            )
         p.add_argument("--seed", type=seed, default=0, help="which test images (seeded choice)")
         p.add_argument("--out", metavar="PNG")
         _add_data_dir(p)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
 from genlab.fileio import atomic_path
@@ -46,19 +46,39 @@ def grid_array(images: torch.Tensor, ncol: int | None = None, pad: int = 2) -> n
     return array
 
 
+def labelled_rows(picture: Image.Image, rows: list[str] | tuple[str, ...]) -> Image.Image:
+    """``picture`` (a grid of ``len(rows)`` equal rows) with each row's name written in a
+    margin on its left."""
+    font = ImageFont.load_default()
+    width = int(max(font.getlength(name) for name in rows)) + 8
+    labelled = Image.new(picture.mode, (picture.width + width, picture.height), "white")
+    labelled.paste(picture, (width, 0))
+    draw = ImageDraw.Draw(labelled)
+    row_height = picture.height / len(rows)
+    for i, name in enumerate(rows):
+        _, top, _, bottom = font.getbbox(name)
+        y = (i + 0.5) * row_height - (bottom + top) / 2
+        draw.text((4, y), name, fill="black", font=font)
+    return labelled
+
+
 def save_grid(
     images: torch.Tensor,
     path: str | Path,
     ncol: int | None = None,
     *,
     text: dict[str, str] | None = None,
+    rows: list[str] | tuple[str, ...] = (),
 ) -> Path:
     """Write images (N, C, H, W) in [0, 1] as a PNG grid; the file appears atomically.
-    ``text`` goes in the PNG's text chunks (which run and weights drew it)."""
+    ``text`` goes in the PNG's text chunks (which run and weights drew it); ``rows`` names
+    each row of the grid in a margin on its left (a per-class grid)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     array = grid_array(images, ncol)
     picture = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    if rows:
+        picture = labelled_rows(picture, rows)
     with atomic_path(path) as tmp:
         info = PngInfo()
         for key, value in (text or {}).items():

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from genlab import noise
+from genlab.class_choice import class_request
 from genlab.errors import ConfigError, RunError
 from genlab.evaluation.features import encode_images
 from genlab.imagegrid import grid_bytes, save_grid
@@ -24,6 +25,7 @@ from genlab.models.base import (
     SupportsDecode,
     SupportsEncode,
     SupportsGenerate,
+    SupportsGuidance,
     SupportsMarkovChain,
     SupportsReconstruct,
     SupportsSample,
@@ -51,13 +53,18 @@ def _positive(value: int, what: str) -> None:
 SAMPLE_CHUNK = 1024  # images drawn at once: what sampling holds besides the images is bounded
 
 
-def _in_chunks(n: int, draw: Callable[[int], torch.Tensor]) -> torch.Tensor:
+def _in_chunks(
+    n: int, draw: Callable[..., torch.Tensor], labels: torch.Tensor | None = None
+) -> torch.Tensor:
     """n images drawn SAMPLE_CHUNK at a time (one draw when n is no more), moved to the CPU
-    as they come, so a model's working memory does not grow with n."""
+    as they come, so a model's working memory does not grow with n. With ``labels`` (a
+    conditional model asked for classes) each call gets its chunk's labels as ``y``."""
     parts = []
     with torch.no_grad():
         for start in range(0, n, SAMPLE_CHUNK):
-            parts.append(draw(min(SAMPLE_CHUNK, n - start)).cpu())
+            size = min(SAMPLE_CHUNK, n - start)
+            given = {} if labels is None else {"y": labels[start : start + size]}
+            parts.append(draw(size, **given).cpu())
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
@@ -74,6 +81,9 @@ def sample(
     temperature: float | None = None,
     sampler: str | None = None,
     eta: float | None = None,
+    label: str | int | None = None,
+    per_class: int | None = None,
+    guidance: float | None = None,
 ) -> Path:
     """A grid of n samples from the model; returns the PNG's path. Slow samplers
     (autoregressive models, long chains, diffusion) show a progress bar unless ``progress``
@@ -82,7 +92,13 @@ def sample(
     that many steps, with ``sampler`` and ``eta`` (DDIM's noise) where given. ``means`` draws
     the mean images E[x|z] (a VAE's decoder means, from the same z as its samples) instead of
     samples x ~ p(x|z).
-    ``temperature`` T draws a flow's latents from N(0, T^2 I) (Kingma & Dhariwal 2018)."""
+    ``temperature`` T draws a flow's latents from N(0, T^2 I) (Kingma & Dhariwal 2018).
+
+    A conditional run (``model.conditional: true``) draws its classes from the training set's
+    frequencies unless ``label`` names one (a class name or index: n images of it) or
+    ``per_class`` asks for that many of every class (a grid with one labelled row per
+    class). ``guidance`` w samples a conditional diffusion with classifier-free guidance:
+    0 unconditional, 1 conditional, above 1 further towards the class (Ho & Salimans 2022)."""
     _positive(n, "n")
     if means and steps is not None:
         raise ConfigError("--means and --steps do not go together: a chain draws samples")
@@ -91,14 +107,35 @@ def sample(
             raise ConfigError(f"--temperature must be a positive number, got {temperature}")
         if means or steps is not None:
             raise ConfigError("--temperature goes with plain samples, not --means or --steps")
+    if guidance is not None and (means or temperature is not None):
+        raise ConfigError(
+            "--guidance goes with a diffusion's samples, not --means or --temperature"
+        )
     opened = open_run(run, device_overrides(device))
     model = opened.model
+    n, request = class_request(model, n, label, per_class)
+    ncol = per_class if request.rows else None
     require_fits(
-        IMAGE_COPIES * 4 * n * model.data_info.num_dims + grid_bytes(n, model.data_info.shape),
+        IMAGE_COPIES * 4 * n * model.data_info.num_dims
+        + grid_bytes(n, model.data_info.shape, ncol),
         f"drawing {n:,} samples",
-        "ask for fewer with -n (a grid of 64 is the default)",
+        "ask for fewer with -n or --per-class (a grid of 64 is the default)",
     )
     generator = noise.generator(seed, device_of(model))
+    labels = None if request.labels is None else request.labels.to(device_of(model))
+
+    def save(images: torch.Tensor, name: str) -> Path:
+        path = out or opened.run.samples / f"{name}{request.tag}.png"
+        return save_grid(images.cpu(), path, ncol, text=opened.provenance(), rows=request.rows)
+
+    if guidance is not None:
+        return save(
+            _guided(model, n, guidance, labels, generator, steps, sampler, eta, progress),
+            f"sample-seed{seed}-w{guidance:g}"
+            + (f"-steps{steps}" if steps is not None else "")
+            + (f"-{sampler}" if sampler else "")
+            + (f"-eta{eta:g}" if eta is not None else ""),
+        )
     if (sampler is not None or eta is not None) and not isinstance(model, SupportsStepSampling):
         raise ConfigError(
             f"the {model.family} family has no choice of sampler; drop --sampler and --eta "
@@ -109,16 +146,21 @@ def sample(
             _positive(steps, "--steps")
         images = _in_chunks(
             n,
-            lambda k: model.sample_with(
-                k, steps=steps, sampler=sampler, eta=eta, generator=generator, progress=progress
+            lambda k, **y: model.sample_with(
+                k,
+                steps=steps,
+                sampler=sampler,
+                eta=eta,
+                generator=generator,
+                progress=progress,
+                **y,
             ),
+            labels,
         )
         name = f"sample-seed{seed}" + (f"-steps{steps}" if steps is not None else "")
         name += f"-{sampler}" if sampler else ""
         name += f"-eta{eta:g}" if eta is not None else ""
-        return save_grid(
-            images, out or opened.run.samples / f"{name}.png", text=opened.provenance()
-        )
+        return save(images, name)
     if steps is not None:
         _positive(steps, "--steps")
         start = require_chain(model).chain_start(n, generator=generator)
@@ -145,12 +187,10 @@ def sample(
                 f"the {model.family} family has no mean images apart from its samples; "
                 "drop --means (it is for a vae, whose decoder means differ from its samples)"
             )
-        images = _in_chunks(n, lambda k: model.sample_means(k, generator=generator))
-        return save_grid(
-            images.cpu(),
-            out or opened.run.samples / f"means-seed{seed}.png",
-            text=opened.provenance(),
+        images = _in_chunks(
+            n, lambda k, **y: model.sample_means(k, generator=generator, **y), labels
         )
+        return save(images, f"means-seed{seed}")
     if temperature is not None:
         if not isinstance(model, SupportsTemperature):
             raise ConfigError(
@@ -159,15 +199,56 @@ def sample(
             )
         images = _in_chunks(
             n,
-            lambda k: model.sample_tempered(
-                k, temperature=temperature, generator=generator, progress=progress
+            lambda k, **y: model.sample_tempered(
+                k, temperature=temperature, generator=generator, progress=progress, **y
             ),
+            labels,
         )
-        name = f"sample-seed{seed}-t{temperature:g}.png"
-        return save_grid(images.cpu(), out or opened.run.samples / name, text=opened.provenance())
-    images = _in_chunks(n, lambda k: model.sample(k, generator=generator, progress=progress))
-    return save_grid(
-        images.cpu(), out or opened.run.samples / f"sample-seed{seed}.png", text=opened.provenance()
+        return save(images, f"sample-seed{seed}-t{temperature:g}")
+    images = _in_chunks(
+        n, lambda k, **y: model.sample(k, generator=generator, progress=progress, **y), labels
+    )
+    return save(images, f"sample-seed{seed}")
+
+
+def _guided(
+    model: object,
+    n: int,
+    guidance: float,
+    labels: torch.Tensor | None,
+    generator: torch.Generator,
+    steps: int | None,
+    sampler: str | None,
+    eta: float | None,
+    progress: bool,
+) -> torch.Tensor:
+    """n samples with classifier-free guidance of weight ``guidance``, or a one-line refusal."""
+    if not math.isfinite(guidance):
+        raise ConfigError(f"--guidance must be a finite number, got {guidance}")
+    family = getattr(model, "family", "this")
+    if not isinstance(model, SupportsGuidance):
+        raise ConfigError(
+            f"--guidance is classifier-free guidance of a conditional diffusion; the {family} "
+            "family has none (drop --guidance)"
+        )
+    why = model.guidance_not_available()
+    if why is not None:
+        raise ConfigError(f"--guidance: this {family} run cannot be guided: {why}")
+    if steps is not None:
+        _positive(steps, "--steps")
+    return _in_chunks(
+        n,
+        lambda k, **y: model.sample_guided(
+            k,
+            guidance=guidance,
+            steps=steps,
+            sampler=sampler,
+            eta=eta,
+            generator=generator,
+            progress=progress,
+            **y,
+        ),
+        labels,
     )
 
 
@@ -206,15 +287,28 @@ def chain(
     return save_grid(tiles, path, ncol=len(record), text=opened.provenance())
 
 
-def test_images(opened: OpenRun, n: int, seed: int) -> torch.Tensor:
+def test_images(opened: OpenRun, n: int, seed: int, label: int | None = None) -> torch.Tensor:
     """n test images (as the model sees them) chosen with ``seed``, on the CPU: the same
-    images whatever the device."""
+    images whatever the device; with ``label``, images of that class only."""
+    return test_choice(opened, n, seed, label)[0]
+
+
+def test_choice(
+    opened: OpenRun, n: int, seed: int, label: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`test_images` and their labels (None where the data have none)."""
     _positive(n, "the number of images")
     test = opened.data.tensor("test")
+    labels = opened.data.split("test").labels
+    if label is not None and labels is not None:
+        test, labels = test[labels == label], labels[labels == label]
     if n > test.shape[0]:
-        raise ConfigError(f"asked for {n} test images but the test split has {test.shape[0]}")
+        which = "" if label is None else f" of class {opened.model.classes[label]!r}"
+        raise ConfigError(
+            f"asked for {n} test images{which} but the test split has {test.shape[0]}"
+        )
     index = torch.randperm(test.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
-    return test[index]
+    return test[index], None if labels is None else labels[index]
 
 
 def reconstruct(
@@ -231,9 +325,12 @@ def reconstruct(
     model = opened.model
     if not isinstance(model, SupportsReconstruct):
         raise RunError(f"the {model.family} family does not reconstruct its input")
-    images = test_images(opened, n, seed)
+    images, labels = test_choice(opened, n, seed)
+    given = {}
+    if model.conditional and labels is not None:  # given each test image's own class
+        given = {"y": labels.to(device_of(model))}
     with torch.no_grad():
-        recon = model.reconstruct(images.to(device_of(model))).cpu()
+        recon = model.reconstruct(images.to(device_of(model)), **given).cpu()
     ncol = min(8, n)
     rows = []
     for start in range(0, n, ncol):
@@ -251,13 +348,18 @@ def interpolate(
     out: str | Path | None = None,
     data_path: str | None = None,
     device: str | None = None,
+    label: str | int | None = None,
 ) -> Path:
     """Decode straight lines between the codes of test-image pairs: one row per pair, the two
     real images at the ends; returns the PNG's path.
 
     A model without an encoder but with a generator of latents (a GAN) interpolates instead
     between pairs of latents z ~ N(0, I) drawn with ``seed``: one row per pair, ``steps``
-    generated images from one end to the other; no data is loaded."""
+    generated images from one end to the other; no data is loaded.
+
+    A conditional run interpolates within one class: ``label`` (a name or index) holds the
+    class fixed along every row (a conditional encoder needs it: its pairs are test images of
+    that class); without it a conditional generator draws one class per row from p(y)."""
     _positive(steps, "steps")
     _positive(pairs, "pairs")
     opened = open_run(run, device_overrides(device), data_path=data_path)
@@ -268,22 +370,42 @@ def interpolate(
         f"{pairs:,} interpolations of {steps:,} steps",
         "ask for fewer --pairs or --steps",
     )
-    out = out or opened.run.samples / f"interpolate-seed{seed}.png"
+    _, request = class_request(model, pairs, label, None)
+    out = out or opened.run.samples / f"interpolate-seed{seed}{request.tag}.png"
     where = device_of(model)
     t = torch.linspace(0, 1, steps, device=where).view(1, steps, 1)
+    given: dict[str, torch.Tensor] = {}
     if not isinstance(model, SupportsEncode) and isinstance(model, SupportsGenerate):
-        z = noise.normal((2 * pairs, model.latent_dim), noise.generator(seed, where))
+        generator = noise.generator(seed, where)
+        z = noise.normal((2 * pairs, model.latent_dim), generator)
         path = z[0::2].unsqueeze(1) * (1 - t) + z[1::2].unsqueeze(1) * t  # (P, S, L)
+        if model.conditional:
+            rows = request.labels
+            rows = model.draw_classes(pairs, generator) if rows is None else rows.to(where)
+            given = {"y": rows.repeat_interleave(steps)}
         with torch.no_grad():
-            generated = model.generate(path.flatten(0, 1))
+            generated = model.generate(path.flatten(0, 1), **given)
         return save_grid(generated.cpu(), out, ncol=steps, text=opened.provenance())
     if not (isinstance(model, SupportsEncode) and isinstance(model, SupportsDecode)):
         raise RunError(f"the {model.family} family has no latent space to interpolate in")
-    images = test_images(opened, 2 * pairs, seed)
+    index = None
+    if model.conditional:
+        if request.labels is None:
+            raise ConfigError(
+                f"a conditional {model.family} interpolates within one class: give --class "
+                f"(one of {', '.join(model.classes)})"
+            )
+        index = int(request.labels[0])
+        given = {"y": torch.full((2 * pairs,), index, device=where)}
+    images = test_images(opened, 2 * pairs, seed, index)
     with torch.no_grad():
-        codes = code_of(model.encode(images.to(where)))  # (2P, L): posterior mean, or AE code
+        # (2P, L): posterior mean, or AE code
+        codes = code_of(model.encode(images.to(where), **given))
         path = codes[0::2].unsqueeze(1) * (1 - t) + codes[1::2].unsqueeze(1) * t  # (P, S, L)
-        decoded = model.decode(path.flatten(0, 1)).view(pairs, steps, *images.shape[1:]).cpu()
+        if given:
+            given = {"y": torch.full((pairs * steps,), index, device=where)}  # type: ignore[arg-type]
+        decoded = model.decode(path.flatten(0, 1), **given)
+        decoded = decoded.view(pairs, steps, *images.shape[1:]).cpu()
     grid = torch.cat([images[0::2].unsqueeze(1), decoded, images[1::2].unsqueeze(1)], dim=1)
     return save_grid(grid.flatten(0, 1), out, ncol=steps + 2, text=opened.provenance())
 
