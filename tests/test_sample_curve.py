@@ -21,6 +21,7 @@ from genlab.evaluation.sample_quality import frechet_distance
 from genlab.models import DataInfo, build_model, load_run_config
 from genlab.runs import open_run
 from genlab.runs import sample_curve as curve_module
+from genlab.runs.folder import data_info_of
 from genlab.runs.sample_curve import SECONDS_KEY, SampleCurve, fd_key
 
 N = 40  # samples per measurement (digits has more test images than this)
@@ -135,7 +136,7 @@ def test_a_measurement_leaves_torch_global_rng_alone(monkeypatch):
     monkeypatch.setattr(curve_module, "load_or_train_feature_net", fresh)
     config = load_run_config(None, ["model.hidden=[8]", "model.latent_dim=2"])
     data = load_data(config.data, progress=False)
-    model = build_model(config.model, DataInfo(data.shape, data.levels)).train()
+    model = build_model(config.model, data_info_of(data)).train()
     trainer = SimpleNamespace(
         model=model,
         device=torch.device("cpu"),

@@ -27,6 +27,21 @@ FAMILIES = MODELS.names()
 VARIANTS = [(f, v, t) for f in FAMILIES for v, t in MODELS.get(f).tiny_configs.items()]
 
 
+CLASSES = tuple(str(i) for i in range(10))
+
+
+def info(levels: int) -> DataInfo:
+    """8x8 images with ten classes (used only by a conditional tiny config)."""
+    return DataInfo((1, 8, 8), levels, CLASSES, tuple(range(1, 11)))
+
+
+def given(model, n: int) -> dict:
+    """The labels keyword a conditional model's methods take: classes 0, 1, 2, ..."""
+    if not model.conditional:
+        return {}
+    return {"y": torch.arange(n) % model.num_classes}
+
+
 def images(levels: int, n: int = 4, shape=(1, 8, 8)) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     return torch.randint(0, levels, (n, *shape), generator=g).float() / (levels - 1)
@@ -37,9 +52,7 @@ def model_and_data(request):
     family, _, tiny = request.param
     torch.manual_seed(0)
     decay = tiny.train.get("ema_decay")
-    model = build_model(
-        {"name": family, **tiny.model}, DataInfo((1, 8, 8), tiny.levels), ema_decay=decay
-    )
+    model = build_model({"name": family, **tiny.model}, info(tiny.levels), ema_decay=decay)
     return model, images(tiny.levels)
 
 
@@ -134,7 +147,8 @@ def test_loss_is_finite_scalar_with_gradients(model_and_data):
     model, x = model_and_data
     for phase in model.phases():
         model.zero_grad()
-        terms = model.loss(x, phase.name, generator=torch.Generator().manual_seed(0))
+        g = torch.Generator().manual_seed(0)
+        terms = model.loss(x, phase.name, generator=g, **given(model, len(x)))
         assert terms["loss"].dim() == 0 and torch.isfinite(terms["loss"])
         assert all(v.dim() == 0 for v in terms.values())
         terms["loss"].backward()
@@ -147,8 +161,9 @@ def test_loss_is_deterministic_given_the_generator(model_and_data):
     model, x = model_and_data
     phase = model.phases()[0].name
     twin = copy.deepcopy(model)
-    a = model.loss(x, phase, generator=torch.Generator().manual_seed(5))["loss"]
-    b = twin.loss(x, phase, generator=torch.Generator().manual_seed(5))["loss"]
+    y = given(model, len(x))
+    a = model.loss(x, phase, generator=torch.Generator().manual_seed(5), **y)["loss"]
+    b = twin.loss(x, phase, generator=torch.Generator().manual_seed(5), **y)["loss"]
     assert torch.equal(a, b)
 
 
@@ -166,8 +181,54 @@ def test_capabilities_have_the_right_shapes(model_and_data):
         if isinstance(model, SupportsSample):
             s = model.sample(3, generator=g)
             assert s.shape == (3, *x.shape[1:]) and s.min() >= 0 and s.max() <= 1
+        y = given(model, len(x))
         if isinstance(model, SupportsReconstruct):
-            assert model.reconstruct(x).shape == x.shape
+            assert model.reconstruct(x, **y).shape == x.shape
         if isinstance(model, SupportsEncode) and isinstance(model, SupportsDecode):
-            z = code_of(model.encode(x))
-            assert model.decode(z).shape == x.shape
+            z = code_of(model.encode(x, **y))
+            assert model.decode(z, **y).shape == x.shape
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_conditioning_is_declared(family):
+    """A family either takes labels (and has a conditional tiny config the contract runs) or
+    says why not, in the words its refusal of model.conditional ends with."""
+    cls = MODELS.get(family)
+    if cls.traits.conditional:
+        assert any(t.model.get("conditional") for t in cls.tiny_configs.values()), family
+        assert not cls.unconditional_because, "a conditional family gives no reason against"
+        return
+    assert cls.unconditional_because and "TODO" not in cls.unconditional_because
+    levels = next(iter(cls.tiny_configs.values())).levels
+    with pytest.raises(ConfigError, match="cannot be conditioned on a class label") as refused:
+        build_model({"name": family, "conditional": True}, info(levels))
+    assert cls.unconditional_because in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_conditional_model_samples_the_classes_asked_and_sums_over_them(model_and_data):
+    """Labels reach every sampler; log p(x) of a conditional density model is the sum over
+    classes of p(x | y) p(y), whatever its estimator (the same noise for every term)."""
+    model, x = model_and_data
+    if not model.conditional:
+        return
+    model.eval()
+    with torch.no_grad():
+        if isinstance(model, SupportsSample):
+            y = torch.tensor([3, 1, 4])
+            s = model.sample(3, generator=torch.Generator().manual_seed(0), y=y)
+            assert s.shape == (3, *x.shape[1:])
+            with pytest.raises(ValueError):
+                model.sample(
+                    3, generator=torch.Generator().manual_seed(0), y=torch.tensor([10] * 3)
+                )
+        if isinstance(model, SupportsLikelihood) and model.traits.density == "exact":
+            total = model.log_likelihood(x, k=2).values
+            terms = torch.stack(
+                [
+                    model.log_likelihood(x, k=2, y=torch.full((len(x),), c)).values
+                    for c in range(model.num_classes)
+                ],
+                dim=1,
+            )
+            direct = torch.logsumexp(terms + model.class_log_prior, dim=1)
+            assert torch.allclose(total, direct, atol=1e-5)

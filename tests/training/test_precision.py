@@ -27,6 +27,7 @@ from runkit import TINY_MODELS
 from genlab.config import TrainConfig
 from genlab.data import load_data
 from genlab.models import MODELS, DataInfo, build_model, load_run_config
+from genlab.runs.folder import data_info_of
 from genlab.training.step import StepEngine, has_convolutions
 from genlab.training.trainer import Trainer
 
@@ -41,7 +42,8 @@ def _convolutional() -> list[str]:
         config = load_run_config(None, ["data.name=digits", *overrides])
         levels = 256 if config.data.binarize == "none" else 2
         with torch.device("meta"):
-            if has_convolutions(build_model(config.model, DataInfo((1, 8, 8), levels))):
+            info = DataInfo((1, 8, 8), levels, tuple("0123456789"), (1,) * 10)
+            if has_convolutions(build_model(config.model, info)):
                 found.append(variant)
     return found
 
@@ -50,7 +52,7 @@ def _setup(overrides: list[str], **train: object) -> tuple[torch.nn.Module, Trai
     config = load_run_config(None, ["data.name=digits", *overrides, "train.progress=false"])
     data = load_data(config.data, progress=False)
     torch.manual_seed(0)
-    model = build_model(config.model, DataInfo(data.shape, data.levels))
+    model = build_model(config.model, data_info_of(data))
     cfg = dataclasses.replace(config.train, batch_size=64, **train)  # type: ignore[arg-type]
     return model, cfg, data
 

@@ -6,6 +6,14 @@ reparameterisation trick, p(z) = N(0, I) and p(x|z) is a Bernoulli, discretised-
 E_q[log p(x|z)] - beta_t KL(q(z|x) || p(z)) (analytic KL, optional linear warm-up of beta) or
 the importance-weighted bound of Burda et al. 2016 with ``train_k`` samples. ``log_likelihood``
 estimates log p(x) with the IWAE bound over k samples, batched and chunked for speed.
+
+With ``model.conditional: true`` it is the conditional VAE of Sohn, Lee & Yan 2015 for
+class-conditional generation: the label y enters the encoder, q(z|x,y), and the decoder,
+p(x|z,y), as a one-hot vector (see :mod:`genlab.models.latent.labels`); the prior stays
+p(z) = N(0, I). Every bound above then holds given y:
+log p(x|y) >= E_q(z|x,y)[log p(x|z,y)] - KL(q(z|x,y) || p(z)) (the CVAE ELBO) and the IWAE
+bound log (1/k) sum_j p(x|z_j,y) p(z_j) / q(z_j|x,y) on log p(x|y). Without a label,
+``log_likelihood`` gives log p(x) = log sum_y p(x|y) p(y) (a lower bound, as each term is).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from genlab import noise
 from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood
+from genlab.models.common.conditioning import labels_for, marginal_log_likelihood
 from genlab.models.common.distributions import LIKELIHOODS, DiagonalGaussian
 from genlab.models.common.layers import DECODERS, ENCODERS, MLPDecoder
 from genlab.models.declarations import (
@@ -31,6 +40,7 @@ from genlab.models.declarations import (
     Traits,
     ZooEntry,
 )
+from genlab.models.latent.labels import LabelShift, append_one_hot, given_labels
 from genlab.models.registry import MODELS
 
 # Rows (images x samples) decoded at once by log_likelihood: large enough for efficient
@@ -90,14 +100,17 @@ def resolve_likelihood(name: str, data_info: DataInfo) -> str:
 
 @MODELS.register("vae")
 class VAE(GenerativeModel[VAEConfig]):
-    """Variational autoencoder: Gaussian q(z|x), N(0, I) prior, ELBO or IWAE objective."""
+    """Variational autoencoder: Gaussian q(z|x), N(0, I) prior, ELBO or IWAE objective; the
+    conditional VAE (q(z|x,y), p(x|z,y), same prior) when ``config.conditional``."""
 
     config_class = VAEConfig
-    unconditional_because = "its conditional form is not built yet"  # TODO(conditional)
-    traits = Traits(density="bound", sampling="one_pass", encoder=True, variational=True)
+    traits = Traits(
+        density="bound", sampling="one_pass", encoder=True, variational=True, conditional=True
+    )
     description = "variational autoencoder (mlp/conv), ELBO or IWAE objective, IWAE likelihood"
     tiny_configs = {
         "vae": TinyConfig({"hidden": [32], "latent_dim": 4}),
+        "vae_cond": TinyConfig({"hidden": [32], "latent_dim": 4, "conditional": True}),
         "vae_warmup": TinyConfig({"hidden": [32], "latent_dim": 4, "kl_warmup_steps": 40}),
         "vae_grey": TinyConfig({"hidden": [32], "latent_dim": 4, "likelihood": "logistic"}, 256),
         "vae_conv": TinyConfig({"encoder": "conv", "channels": [8, 16], "latent_dim": 4}),
@@ -142,9 +155,16 @@ class VAE(GenerativeModel[VAEConfig]):
         self.encoder = ENCODERS.get(config.encoder)(
             shape, config.hidden, config.channels, 2 * config.latent_dim
         )
+        # conditional: the decoder reads [z, one-hot y]; q(z|x,y)'s heads add y's column
         self.decoder = DECODERS.get(dec_kind)(
-            config.latent_dim, shape, config.hidden, config.channels, self.likelihood.num_params
+            config.latent_dim + self.num_classes,
+            shape,
+            config.hidden,
+            config.channels,
+            self.likelihood.num_params,
         )
+        if self.conditional:
+            self.encoder_label = LabelShift(self.num_classes, 2 * config.latent_dim)
         if config.kl_warmup_steps:  # the warm-up's progress is model state: checkpointed
             self.register_buffer("kl_warmup_done", torch.zeros((), dtype=torch.int64))
 
@@ -163,51 +183,111 @@ class VAE(GenerativeModel[VAEConfig]):
             self.kl_warmup_done.add_(1)
 
     # -- capabilities -------------------------------------------------------------------
-    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
-        """q(z|x) for images x (B, C, H, W)."""
-        mean, logvar = self.encoder(x).chunk(2, dim=1)  # (B, L) each
-        return DiagonalGaussian(mean, logvar)
+    # A conditional model's encode, decode, reconstruct, reconstruction_log_prob and
+    # elbo_terms need the labels y (int64 (B,)) of their images or codes: a ValueError
+    # without them. Its samplers draw y ~ p(y) when not given one.
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalGaussian:
+        """q(z|x) for images x (B, C, H, W); q(z|x,y) on a conditional model."""
+        return self._posterior(x, given_labels(self, y, x.shape[0], "encode"))
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """The mean image of p(x|z), (B, C, H, W) in [0, 1]."""
-        return self.likelihood.mean(self.decoder(z))
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The mean image of p(x|z) (of p(x|z,y) on a conditional model), (B, C, H, W) in
+        [0, 1]."""
+        y = given_labels(self, y, z.shape[0], "decode")
+        return self.likelihood.mean(self._decoder_params(z, y))
 
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x).mean)
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The mean image of p(x | z = E[z|x]) (with x's labels y on a conditional model)."""
+        y = given_labels(self, y, x.shape[0], "reconstruct")
+        return self.likelihood.mean(self._decoder_params(self._posterior(x, y).mean, y))
 
-    def reconstruction_log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """log p(x | z = E[z|x]) per image, (B,) nats."""
-        return self.likelihood.log_prob(self.decoder(self.encode(x).mean), x)
+    def reconstruction_log_prob(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """log p(x | z = E[z|x]) per image, (B,) nats; log p(x | z = E[z|x,y], y) given the
+        labels y on a conditional model."""
+        y = given_labels(self, y, x.shape[0], "reconstruction_log_prob")
+        params = self._decoder_params(self._posterior(x, y).mean, y)
+        return self.likelihood.log_prob(params, x)
 
     def sample(
-        self, n: int, *, generator: torch.Generator | None = None, progress: bool = False
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+        y: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """n images as the model defines them: z ~ N(0, I), then x ~ p(x|z) (binary pixels
-        under a Bernoulli likelihood, 8-bit levels under the 8-bit ones)."""
-        params = self.decoder(self._prior_draw(n, generator))
+        under a Bernoulli likelihood, 8-bit levels under the 8-bit ones). A conditional model
+        draws x ~ p(x|z,y) for the labels y (int64 (n,)), or for y ~ p(y) when None."""
+        labels = self._sampling_labels(n, y, generator)
+        params = self._decoder_params(self._prior_draw(n, generator), labels)
         return self.likelihood.sample(params, generator)
 
     def sample_means(
-        self, n: int, *, generator: torch.Generator | None = None, progress: bool = False
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+        y: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """n decoder means, z ~ N(0, I): the grey images papers usually show as VAE samples;
         E[x|z] under the Bernoulli and categorical likelihoods, the location (median) under the
-        discretised logistic. With the same generator state, the same z as :meth:`sample`."""
-        return self.decode(self._prior_draw(n, generator))
+        discretised logistic. With the same generator state (and labels y), the same z (and
+        the same drawn labels, where y is None) as :meth:`sample`."""
+        labels = self._sampling_labels(n, y, generator)
+        params = self._decoder_params(self._prior_draw(n, generator), labels)
+        return self.likelihood.mean(params)
+
+    def _sampling_labels(
+        self, n: int, y: torch.Tensor | None, generator: torch.Generator | None
+    ) -> torch.Tensor | None:
+        if self.conditional:  # drawn first, then z: sample and sample_means agree
+            return labels_for(self, n, y, generator)
+        return given_labels(self, y, n, "sample")
 
     def _prior_draw(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         ref = next(self.parameters())
         z = noise.normal((n, self.config.latent_dim), generator, ref.dtype)
         return z.to(ref.device)
 
+    def _posterior(self, x: torch.Tensor, y: torch.Tensor | None) -> DiagonalGaussian:
+        """q(z|x), or q(z|x,y) for labels y: the heads' output plus y's column."""
+        out = self.encoder(x)  # (B, 2L)
+        if y is not None:
+            out = out + self.encoder_label(y.to(out.device))
+        mean, logvar = out.chunk(2, dim=1)  # (B, L) each
+        return DiagonalGaussian(mean, logvar)
+
+    def _decoder_input(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """z (B, ..., L) as the decoder reads it: [z, one-hot y] given labels y (B,)."""
+        return z if y is None else append_one_hot(z, y, self.num_classes)
+
+    def _decoder_params(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """The parameters of p(x|z) (of p(x|z,y)) for codes z (B, L), (B, P, C, H, W)."""
+        return self.decoder(self._decoder_input(z, y))
+
     # -- objectives ---------------------------------------------------------------------
     def elbo_terms(
-        self, x: torch.Tensor, *, generator: torch.Generator | None = None
+        self,
+        x: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Per-image single-sample reconstruction term -log p(x|z) and analytic KL, (B,) nats."""
-        q = self.encode(x)
+        """Per-image single-sample reconstruction term -log p(x|z) and analytic KL, (B,) nats;
+        on a conditional model, given x's labels y, the CVAE's -log p(x|z,y) and
+        KL(q(z|x,y) || p(z)), whose negated sum bounds log p(x|y)."""
+        return self._elbo_terms(x, given_labels(self, y, x.shape[0], "elbo_terms"), generator)
+
+    def _elbo_terms(
+        self, x: torch.Tensor, y: torch.Tensor | None, generator: torch.Generator | None
+    ) -> dict[str, torch.Tensor]:
+        q = self._posterior(x, y)
         z = q.rsample(generator)  # (B, L)
-        recon = -self.likelihood.log_prob(self.decoder(z), x)
+        recon = -self.likelihood.log_prob(self._decoder_params(z, y), x)
         kl = q.kl_to_standard_normal()
         return {"recon": recon, "kl": kl, "elbo": -(recon + kl)}
 
@@ -217,20 +297,26 @@ class VAE(GenerativeModel[VAEConfig]):
         phase: str,
         *,
         generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
+        """The negative ELBO (beta-weighted KL) or IWAE bound of the batch; on a conditional
+        model, of log p(x|y) for the batch's labels y, which it needs."""
         cfg = self.config
+        y = given_labels(self, y, x.shape[0], "loss", check_range=False)
         if cfg.objective == "iwae":
-            log_w = self._log_weights(x, self.encode(x), cfg.train_k, generator)  # (B, k)
+            q = self._posterior(x, y)
+            log_w = self._log_weights(x, q, cfg.train_k, generator, y)  # (B, k)
             bound = torch.logsumexp(log_w, dim=1) - math.log(cfg.train_k)
             return {"loss": -bound.mean(), f"iwae_k{cfg.train_k}": bound.mean()}
         if cfg.train_k == 1:
-            terms = self.elbo_terms(x, generator=generator)
+            terms = self._elbo_terms(x, y, generator)
             recon, kl = terms["recon"], terms["kl"]  # (B,) each
         else:
-            q = self.encode(x)
-            z = q.rsample(generator, num=cfg.train_k).flatten(0, 1)  # (B*k, L)
+            q = self._posterior(x, y)
+            z = q.rsample(generator, num=cfg.train_k)  # (B, k, L)
+            params = self.decoder(self._decoder_input(z, y).flatten(0, 1))  # (B*k, ...)
             x_rep = x.repeat_interleave(cfg.train_k, dim=0)
-            recon = -self.likelihood.log_prob(self.decoder(z), x_rep).view(-1, cfg.train_k).mean(1)
+            recon = -self.likelihood.log_prob(params, x_rep).view(-1, cfg.train_k).mean(1)
             kl = q.kl_to_standard_normal()  # (B,)
         beta = self.kl_weight()
         return {
@@ -243,24 +329,42 @@ class VAE(GenerativeModel[VAEConfig]):
     # -- likelihood -----------------------------------------------------------------------
     @torch.no_grad()
     def log_likelihood(
-        self, x: torch.Tensor, *, k: int, generator: torch.Generator | None = None
+        self,
+        x: torch.Tensor,
+        *,
+        k: int,
+        generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
     ) -> LogLikelihood:
         """IWAE estimate of log p(x) with k importance samples from q(z|x) (Burda et al. 2016):
         log (1/k) sum_j p(x, z_j) / q(z_j|x), a stochastic lower bound that tightens as k grows.
 
+        On a conditional model, given labels y: the bound on log p(x|y),
+        log (1/k) sum_j p(x|z_j,y) p(z_j) / q(z_j|x,y); without them, the bound on
+        log p(x) = log sum_y p(x|y) p(y) from one such bound per class
+        (:func:`~genlab.models.common.conditioning.marginal_log_likelihood`).
+
         ``stderr`` is the delta-method Monte-Carlo standard error of each image's estimate.
         """
-        q = self.encode(x)
-        log_w = self._log_weights(x, q, k, generator)  # (B, k)
+        if self.conditional and y is None:
+            return marginal_log_likelihood(self, x, k=k, generator=generator)
+        y = given_labels(self, y, x.shape[0], "log_likelihood")
+        log_w = self._log_weights(x, self._posterior(x, y), k, generator, y)  # (B, k)
         log_mean_w = torch.logsumexp(log_w, dim=1) - math.log(k)
         w = torch.exp(log_w - log_w.max(dim=1, keepdim=True).values)  # (B, k), max 1
         rel_sd = w.std(dim=1) / w.mean(dim=1) if k > 1 else torch.zeros_like(log_mean_w)
         return LogLikelihood(log_mean_w, "iwae_bound", stderr=rel_sd / math.sqrt(k))
 
     def _log_weights(
-        self, x: torch.Tensor, q: DiagonalGaussian, k: int, generator: torch.Generator | None
+        self,
+        x: torch.Tensor,
+        q: DiagonalGaussian,
+        k: int,
+        generator: torch.Generator | None,
+        y: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """log p(x, z_j) - log q(z_j|x) for k draws per image, (B, k), decoded in chunks."""
+        """log p(x, z_j) - log q(z_j|x) for k draws per image, (B, k), decoded in chunks
+        (log p(x|z_j,y) + log p(z_j) - log q(z_j|x,y) given labels y)."""
         batch = x.shape[0]
         per_chunk = max(1, min(k, IWAE_CHUNK_ROWS // max(batch, 1)))
         fast = self._fast_bernoulli_mlp() and not torch.is_grad_enabled()
@@ -271,16 +375,19 @@ class VAE(GenerativeModel[VAEConfig]):
             eps = noise.normal((batch, n, q.mean.shape[-1]), generator, x.dtype)
             z = torch.addcmul(q.mean.unsqueeze(1), q.std.unsqueeze(1), eps)  # (B, n, L)
             # log p(z) - log q(z|x) = 1/2 sum(eps^2 - z^2 + logvar), as (z - mean) / std = eps
-            log_prior_ratio = 0.5 * (eps.square_() - z.square() + q.logvar.unsqueeze(1)).sum(-1)
+            # (not eps.square_(): z's gradient with respect to std needs eps as drawn)
+            log_prior_ratio = 0.5 * (eps.square() - z.square() + q.logvar.unsqueeze(1)).sum(-1)
+            decoder_input = self._decoder_input(z, y)  # (B, n, L), or (B, n, L + C)
             if fast:
-                log_px = self._bernoulli_mlp_log_px(x, z, cache)  # (B, n)
+                log_px = self._bernoulli_mlp_log_px(x, decoder_input, cache)  # (B, n)
             else:
-                log_px = self._log_px_given_z(x, z)
+                log_px = self._log_px_given_z(x, decoder_input)
             parts.append(log_px + log_prior_ratio)
         return torch.cat(parts, dim=1)
 
     def _log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p(x_b | z_bj) for z (B, n, L) -> (B, n) (differentiable, any decoder)."""
+        """log p(x_b | z_bj) for decoder inputs z (B, n, L) -> (B, n) (differentiable, any
+        decoder; [z, one-hot y] on a conditional model)."""
         batch, n, latent = z.shape
         params = self.decoder(z.reshape(batch * n, latent))  # (B*n, P, C, H, W)
         x_rep = x.repeat_interleave(n, dim=0)
