@@ -9,6 +9,14 @@ from genlab.models.base import GenerativeModel, SupportsEncode, code_of, device_
 from genlab.models.common.distributions import DiagonalGaussian
 
 
+# why the codes of a conditional encoder are not features (probe, finetune, embed, views)
+CONDITIONAL_CODES = (
+    "the codes of a conditional {family} are computed given each image's label, so they carry "
+    "the label itself, not what the encoder learnt from the image; embeddings, probes and "
+    "latent views are for runs trained with model.conditional=false"
+)
+
+
 @torch.no_grad()
 def encode_images(
     model: GenerativeModel, images: torch.Tensor, *, batch_size: int = 1000, variance: bool = False
@@ -19,6 +27,8 @@ def encode_images(
     the model's device, and the codes are returned there."""
     if not isinstance(model, SupportsEncode):
         raise RunError(f"the {model.family} family has no encoder to take codes from")
+    if model.conditional:
+        raise RunError(CONDITIONAL_CODES.format(family=model.family))
     model.eval()
     codes, variances = [], []
     device = device_of(model)
