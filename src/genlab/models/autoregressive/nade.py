@@ -16,6 +16,11 @@ paper's O(D H) gradient (:class:`SharedActivations`), taking the pixels in block
 one pixel at a time (the reference the tests compare against). Sampling is sequential, D
 steps that each update the running activation a in O(H). Grey-level data are not supported
 (the model is Bernoulli per pixel).
+
+With ``model.conditional: true`` NADE models p(x | y) for a class y by a class-dependent hidden
+bias: a_1 = c + U h with h the one-hot class (U (H x classes)), so every conditional
+p(x_i | x_<i, y) sees the class through h_i, the first pixel's included. The bias does not
+depend on the pixels, so p(x | y) is exactly normalised for each y.
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ from tqdm.auto import tqdm
 from genlab import noise
 from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
+from genlab.models.autoregressive.labels import checked_labels, class_bias
 from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood
 from genlab.models.common.checks import require_binary
+from genlab.models.common.conditioning import labels_for, marginal_log_likelihood
 from genlab.models.declarations import BINARISED, TinyConfig, Traits, ZooEntry
 from genlab.models.registry import MODELS
 
@@ -88,7 +95,8 @@ def _blocks(d: int, batch: int, hidden: int) -> list[tuple[int, int]]:
 class SharedActivations(torch.autograd.Function):
     """NADE's conditional logits b_i + V_i . sigmoid(a_i) of 0/1 pixels x (B, D), (B, D).
 
-    All (D, B, H) activations of a batch at once would take 157 MB for Fashion-MNIST
+    The hidden bias c is (H,), or (B, H) for a bias per image (a conditional model's
+    c + U h). All (D, B, H) activations of a batch at once would take 157 MB for Fashion-MNIST
     (B = 100, H = 500), and autograd would keep several such tensors (most of a step's time
     went on allocating them); instead the pixels are taken in blocks of
     about ``BLOCK_ELEMENTS`` activations, each block one cumulative sum from the activation
@@ -122,6 +130,7 @@ class SharedActivations(torch.autograd.Function):
             logits.append((acts.sigmoid_() * out_weight[s:e, None, :]).sum(2))  # (S, B)
         ctx.save_for_backward(x, weight, out_weight, torch.stack(starts))
         ctx.blocks = blocks
+        ctx.per_image = hidden_bias.dim() == 2  # c (B, H): its gradient is per image too
         return torch.cat(logits).t() + out_bias  # (B, D)
 
     @staticmethod
@@ -140,7 +149,8 @@ class SharedActivations(torch.autograd.Function):
             after = delta.cumsum_(0).neg_().add_(block_sum + later)  # (S, B, H)
             d_wt[s:e] = torch.bmm(xt[s:e, None, :], after).squeeze(1)  # (S, H)
             later = later + block_sum
-        return None, d_wt.t(), later.sum(0), d_out_weight, grad.sum(0)
+        d_hidden_bias = later if ctx.per_image else later.sum(0)
+        return None, d_wt.t(), d_hidden_bias, d_out_weight, grad.sum(0)
 
 
 @dataclass(frozen=True)
@@ -163,10 +173,12 @@ class NADE(GenerativeModel[NADEConfig]):
     """NADE with sigmoid hidden units: exact NLL in O(DH), sequential sampling in O(DH)."""
 
     config_class = NADEConfig
-    traits = Traits(density="exact", sampling="sequential", autoregressive=True)
-    unconditional_because = "genlab's NADE has no class input to its hidden layer"
+    traits = Traits(density="exact", sampling="sequential", autoregressive=True, conditional=True)
     description = "NADE: autoregressive logistic conditionals with shared weights, exact NLL"
-    tiny_configs = {"nade": TinyConfig({"hidden": 16})}
+    tiny_configs = {
+        "nade": TinyConfig({"hidden": 16}),
+        "nade_cond": TinyConfig({"hidden": 16, "conditional": True}),
+    }
     # Adam at 3e-3: 245.4 nats of validation NLL after one Fashion-MNIST epoch against 255.0
     # at 1e-3, and an epoch takes minutes on a CPU, so the zoo gives it few
     zoo_entries = (
@@ -181,63 +193,105 @@ class NADE(GenerativeModel[NADEConfig]):
         self.hidden_bias = nn.Parameter(torch.zeros(h))  # c (H)
         self.out_weight = nn.Parameter(torch.randn(d, h) * std)  # V (D, H): hidden -> logit i
         self.out_bias = nn.Parameter(torch.zeros(d))  # b (D)
+        # U (classes x H) as a lookup: a conditional model's class bias on a_1, only then
+        self.class_hidden = class_bias(self.num_classes, h, std) if self.conditional else None
 
     # -- the conditionals -----------------------------------------------------------------
-    def conditional_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of p(x_i = 1 | x_<i) for 0/1 pixels x (B, D), (B, D), in O(B D H) by
-        cumulative sums over pixels (:class:`SharedActivations`)."""
+    def first_activation(self, y: torch.Tensor | None) -> torch.Tensor:
+        """a_1: c (H,), or c + U h (B, H) for the labels y (B,) of a conditional model."""
+        if y is None:
+            return self.hidden_bias
+        assert self.class_hidden is not None  # a conditional model
+        return self.hidden_bias + self.class_hidden(y)
+
+    def conditional_logits(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of p(x_i = 1 | x_<i) (given the labels y (B,) of a conditional model) for
+        0/1 pixels x (B, D), (B, D), in O(B D H) by cumulative sums over pixels
+        (:class:`SharedActivations`)."""
         logits = SharedActivations.apply(
-            x, self.weight, self.hidden_bias, self.out_weight, self.out_bias
+            x, self.weight, self.first_activation(y), self.out_weight, self.out_bias
         )
         return cast("torch.Tensor", logits)
 
-    def conditional_logits_naive(self, x: torch.Tensor) -> torch.Tensor:
+    def conditional_logits_naive(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The same logits (B, D) by the definition, one pixel at a time (a reference)."""
-        a = self.hidden_bias.expand(x.shape[0], -1)  # (B, H): a_1 = c
+        a = self.first_activation(y).expand(x.shape[0], -1)  # (B, H): a_1 = c (+ U h)
         logits = []
         for i in range(x.shape[1]):
             logits.append(torch.sigmoid(a) @ self.out_weight[i] + self.out_bias[i])  # (B,)
             a = a + x[:, i : i + 1] * self.weight[:, i]  # (B, H): a_{i+1}
         return torch.stack(logits, dim=1)  # (B, D)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact log p(x) in nats of images x (B, C, H, W) with 0/1 pixels, (B,)."""
+    def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Exact log p(x) (log p(x | y) given labels y (B,)) in nats of images x (B, C, H, W)
+        with 0/1 pixels, (B,)."""
         v = binary_pixels(x, self.weight.dtype)  # (B, D)
-        return bernoulli_log_prob(self.conditional_logits(v), v)
+        return bernoulli_log_prob(self.conditional_logits(v, y), v)
 
-    def log_prob_naive(self, x: torch.Tensor) -> torch.Tensor:
+    def log_prob_naive(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """:meth:`log_prob` through the per-pixel loop, (B,)."""
         v = binary_pixels(x, self.weight.dtype)  # (B, D)
-        return bernoulli_log_prob(self.conditional_logits_naive(v), v)
+        return bernoulli_log_prob(self.conditional_logits_naive(v, y), v)
 
     # -- objective and likelihood ---------------------------------------------------------
     def loss(
-        self, x: torch.Tensor, phase: str, *, generator: torch.Generator | None = None
+        self,
+        x: torch.Tensor,
+        phase: str,
+        *,
+        generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Mean negative log-likelihood per image in nats (the exact objective)."""
-        return nll_terms(self.log_prob(x), self.data_info.num_dims)
+        """Mean negative log-likelihood per image in nats (the exact objective), of p(x | y)
+        given the batch's labels y for a conditional model (which needs them)."""
+        labels = checked_labels(self, x.shape[0], y, "loss")
+        return nll_terms(self.log_prob(x, labels), self.data_info.num_dims)
 
     @torch.no_grad()
     def log_likelihood(
-        self, x: torch.Tensor, *, k: int, generator: torch.Generator | None = None
+        self,
+        x: torch.Tensor,
+        *,
+        k: int,
+        generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
     ) -> LogLikelihood:
-        """Exact log p(x) per image in nats (``k`` and ``generator`` are not used)."""
-        return LogLikelihood(self.log_prob(x), "exact")
+        """Exact log p(x) per image in nats, or log p(x | y) given labels y (B,); a conditional
+        model without labels gives log p(x) = log sum_y p(x | y) p(y) (``k`` and
+        ``generator`` are not used)."""
+        if self.conditional and y is None:
+            return marginal_log_likelihood(self, x, k=k, generator=generator)
+        labels = checked_labels(self, x.shape[0], y, "likelihood")
+        return LogLikelihood(self.log_prob(x, labels), "exact")
 
     # -- sampling -------------------------------------------------------------------------
     @torch.no_grad()
     def sample(
-        self, n: int, *, generator: torch.Generator | None = None, progress: bool = False
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+        y: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """n images (n, C, H, W) of 0./1. pixels, drawn pixel by pixel in raster order.
+        """n images (n, C, H, W) of 0./1. pixels, drawn pixel by pixel in raster order; for a
+        conditional model from p(x | y) for the labels y (int64 (n,)), or for labels drawn
+        from p(y) (before the uniforms) when None.
 
         One uniform per pixel is drawn up front from ``generator``; step i computes
         p(x_i = 1 | x_<i) from the running activation a_i and then adds W[:, i] x_i to it,
         O(H) per pixel and image."""
         d, ref = self.data_info.num_dims, self.weight
+        labels = (
+            labels_for(self, n, y, generator).to(ref.device)
+            if self.conditional
+            else checked_labels(self, n, y, "sampler")
+        )
         u = noise.uniform((n, d), generator, torch.float64).to(ref.device)  # (n, D)
         x = torch.zeros(n, d, dtype=ref.dtype, device=ref.device)  # (n, D)
-        a = self.hidden_bias.expand(n, -1).clone()  # (n, H): a_1 = c
+        a = self.first_activation(labels).expand(n, -1).clone()  # (n, H): a_1 = c (+ U h)
         columns = self.weight.t().contiguous()  # (D, H): row i is W[:, i]
         for i in tqdm(range(d), desc="sampling (nade)", disable=not progress, leave=False):
             logit = torch.mv(torch.sigmoid(a), self.out_weight[i]) + self.out_bias[i]  # (n,)

@@ -12,6 +12,12 @@ horizontal stack 1 x (k//2+1) that sees the current row up to the current pixel,
 residual connections in the horizontal stack. Together the stacks cover every pixel above and
 to the left: no blind spot. Here the vertical stack's first layer reads the image shifted down
 by one row, so every vertical feature at row i depends on rows < i only.
+
+With ``model.conditional: true`` the gated PixelCNN models p(x | y) for a class y as in that
+paper's eq. 4, y = tanh(W_f * x + V_f^T h) * sigmoid(W_g * x + V_g^T h) with h the one-hot
+class: every gated layer adds a class bias V^T h to the pre-activations of both stacks (the
+vertical bias reaches the horizontal stack through the link too). The bias is the same at every
+pixel of an image, so the cached sampler computes it once per layer and image.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from torch import nn
 
 from genlab.config import ModelConfig, Ranges
 from genlab.errors import ConfigError
+from genlab.models.autoregressive.labels import class_bias
 from genlab.models.autoregressive.masked import (
     AUTOREGRESSIVE_RANGES,
     MaskedConv2d,
@@ -35,8 +42,8 @@ from genlab.models.autoregressive.masked import (
     gate_groups,
 )
 from genlab.models.autoregressive.sampling import AR_TRAIN, ARCache, AutoregressiveModel
-from genlab.models.base import DataInfo
-from genlab.models.declarations import BINARISED, GREY, TinyConfig, ZooEntry
+from genlab.models.base import DataInfo, LogLikelihood
+from genlab.models.declarations import BINARISED, GREY, TinyConfig, Traits, ZooEntry
 from genlab.models.registry import MODELS
 
 
@@ -173,9 +180,14 @@ class GatedPixelCNN(AutoregressiveModel[GatedPixelCNNConfig]):
     """Gated PixelCNN: vertical + horizontal stacks, gated activations, no blind spot."""
 
     config_class = GatedPixelCNNConfig
-    unconditional_because = "its conditional form is not built yet"  # TODO(conditional)
+    traits = Traits(density="exact", sampling="sequential", autoregressive=True, conditional=True)
     description = "Gated PixelCNN: vertical/horizontal stacks, gated units, no blind spot"
-    tiny_configs = {"gated_pixelcnn": TinyConfig({"channels": 8, "layers": 2, "head_hidden": 8})}
+    tiny_configs = {
+        "gated_pixelcnn": TinyConfig({"channels": 8, "layers": 2, "head_hidden": 8}),
+        "gated_pixelcnn_cond": TinyConfig(
+            {"channels": 8, "layers": 2, "head_hidden": 8, "conditional": True}
+        ),
+    }
     zoo_entries = (
         ZooEntry(
             "gated_pixelcnn",
@@ -216,8 +228,73 @@ class GatedPixelCNN(AutoregressiveModel[GatedPixelCNNConfig]):
             PointwiseMasked(f, f, c, in_groups=g1, out_groups=g1) for _ in kernels
         )
         self.head = OutputHead(f, config.head_hidden, c, data_info.levels, in_groups=g1)
+        # eq. 4's V_f^T h and V_g^T h of each layer, vertical and horizontal: (tanh, sigmoid)
+        # halves of the 2f pre-activations, as the gates split them; only when conditional
+        self.vlabel: nn.ModuleList | None = None
+        self.hlabel: nn.ModuleList | None = None
+        if self.conditional:
+            self.vlabel = nn.ModuleList(class_bias(self.num_classes, 2 * f) for _ in kernels)
+            self.hlabel = nn.ModuleList(class_bias(self.num_classes, 2 * f) for _ in kernels)
 
+    # -- the class labels -------------------------------------------------------------------
+    def loss(
+        self,
+        x: torch.Tensor,
+        phase: str,
+        *,
+        generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Mean -log p(x) per image in nats; -log p(x | y) given the labels y of a conditional
+        model (which needs them)."""
+        return self.conditional_loss(x, phase, generator=generator, y=y)
+
+    def log_likelihood(
+        self,
+        x: torch.Tensor,
+        *,
+        k: int,
+        generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
+    ) -> LogLikelihood:
+        """Exact log p(x), or log p(x | y) given labels y (B,); a conditional model without
+        labels gives log p(x) = log sum_y p(x | y) p(y) (``k``, ``generator`` unused)."""
+        return self.conditional_log_likelihood(x, k=k, generator=generator, y=y)
+
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+        y: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """n images (n, C, H, W) from the cached sampler; a conditional model draws from
+        p(x | y) for the labels y (int64 (n,)), or for labels drawn from p(y) when None."""
+        return self.conditional_sample(n, generator=generator, progress=progress, y=y)
+
+    def class_biases(self, y: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, the class biases (vertical, horizontal), each (B, 2f), of labels y (B,);
+        none for an unconditional model (y None)."""
+        if y is None:
+            return []
+        assert self.vlabel is not None and self.hlabel is not None  # a conditional model
+        return [(v(y), h(y)) for v, h in zip(self.vlabel, self.hlabel, strict=True)]
+
+    # -- the network ------------------------------------------------------------------------
     def logits(self, inp: torch.Tensor) -> torch.Tensor:
+        if self.conditional:
+            raise ValueError("a conditional gated_pixelcnn computes its logits given labels y")
+        return self._logits(inp, [])
+
+    def class_logits(self, inp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self._logits(inp, self.class_biases(y))
+
+    def _logits(
+        self, inp: torch.Tensor, biases: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> torch.Tensor:
+        """Logits (B, C, P, H, W) of the network input (B, C, H, W), with each layer's class
+        biases (vertical, horizontal) (B, 2f) added to its pre-activations (none: unconditional)."""
         # the vertical stack reads the image shifted down one row: row i sees rows < i
         v, h = inp, inp  # (B, C, H, W)
         for n, k in enumerate(self.kernels):
@@ -227,7 +304,11 @@ class GatedPixelCNN(AutoregressiveModel[GatedPixelCNNConfig]):
             else:
                 v_in = F.pad(v, (k // 2, k // 2, kh - 1, 0))
             v_pre = self.vconv[n](v_in)  # (B, 2f, H, W), depends on rows < i
+            if biases:
+                v_pre = v_pre + biases[n][0][:, :, None, None]  # + V^T h (vertical)
             h_pre = self.hconv[n](h) + self.link[n](v_pre)  # (B, 2f, H, W)
+            if biases:
+                h_pre = h_pre + biases[n][1][:, :, None, None]  # + V^T h (horizontal)
             v = _gate(v_pre)  # (B, f, H, W)
             out = self.hout[n](_gate(h_pre))  # (B, f, H, W)
             h = out if n == 0 else h + out
@@ -243,6 +324,9 @@ class GatedPixelCNN(AutoregressiveModel[GatedPixelCNNConfig]):
                 cache.new_map(f"h{n}", f)  # horizontal outputs (input of layer n)
             cache.maps[f"vpre{n}"] = cache.x.new_zeros(cache.x.shape[0], 2 * f, w)  # (B, 2f, W)
             cache.maps[f"link{n}"] = cache.x.new_zeros(cache.x.shape[0], 2 * f, w)  # (B, 2f, W)
+        # a conditional model's class biases: per image and layer, the same at every pixel
+        for n, (v_bias, h_bias) in enumerate(self.class_biases(cache.y)):
+            cache.maps[f"vy{n}"], cache.maps[f"hy{n}"] = v_bias, h_bias  # (B, 2f) each
 
     def begin_row(self, cache: ARCache, i: int) -> None:
         """The vertical stack of row i (it depends on rows < i only), for every column."""
@@ -255,6 +339,8 @@ class GatedPixelCNN(AutoregressiveModel[GatedPixelCNNConfig]):
             else:
                 rows = cache.maps[f"v{n}"][:, :, i + p - kh + 1 : i + p + 1, cols]
             v_pre = self.vconv[n](rows)[:, :, 0]  # (B, 2f, W)
+            if cache.y is not None:
+                v_pre = v_pre + cache.maps[f"vy{n}"][:, :, None]  # + V^T h (vertical)
             cache.maps[f"vpre{n}"] = v_pre
             cache.maps[f"link{n}"] = self.link[n](v_pre.unsqueeze(2))[:, :, 0]  # (B, 2f, W)
             if n + 1 < len(self.kernels):
@@ -270,6 +356,8 @@ class GatedPixelCNN(AutoregressiveModel[GatedPixelCNNConfig]):
             h_pre = (
                 hconv.at(h_map, i, j, p, cache.weights[f"h{n}"]) + cache.maps[f"link{n}"][:, :, j]
             )
+            if cache.y is not None:
+                h_pre = h_pre + cache.maps[f"hy{n}"]  # + V^T h (horizontal)
             out = houts[n].vector(_gate(h_pre))  # (B, f)
             h = out if n == 0 else h + out
             if n + 1 < len(self.hconv):
