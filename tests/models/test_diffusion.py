@@ -30,6 +30,13 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
+CLASSES = ("a", "b", "c")  # read only by the conditional variants
+
+
+def given(m: Diffusion, n: int) -> dict:
+    return {"y": torch.arange(n) % m.num_classes} if m.conditional else {}
+
+
 def g(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -37,7 +44,7 @@ def g(seed: int) -> torch.Generator:
 def model(variant: str, shape=(1, 8, 8), **fields) -> Diffusion:
     torch.manual_seed(0)
     spec = {"name": "diffusion", **TINY[variant].model, **fields}
-    built = build_model(spec, DataInfo(shape, 256))
+    built = build_model(spec, DataInfo(shape, 256, CLASSES, (1,) * len(CLASSES)))
     assert isinstance(built, Diffusion)
     return built
 
@@ -56,7 +63,7 @@ def images(n: int = 4, shape=(1, 8, 8), seed: int = 2) -> torch.Tensor:
 def test_the_family_is_registered_with_its_declarations():
     assert MODELS.get("diffusion") is Diffusion
     assert Diffusion.traits.sampling == "iterative" and Diffusion.traits.density == "estimate"
-    assert set(TINY) == {"ddpm_eps", "ddpm_v", "flow_matching"}
+    assert set(TINY) == {"ddpm_eps", "ddpm_v", "flow_matching", "ddpm_cond", "flow_matching_cond"}
     assert Diffusion.default_ema_decay == 0.999 and model("ddpm_eps").ema is not None
 
 
@@ -65,7 +72,7 @@ def test_the_family_is_registered_with_its_declarations():
 def test_builds_trains_samples_and_scores_28x28_grey_and_32x32_rgb(variant, shape):
     m = model(variant, shape)
     x = images(3, shape)
-    terms = m.loss(x, "main", generator=g(3))
+    terms = m.loss(x, "main", generator=g(3), **given(m, len(x)))
     assert torch.isfinite(terms["loss"]) and terms["loss"].dim() == 0
     terms["loss"].backward()
     assert all(p.grad is not None for p in m.net.conv_out.parameters())

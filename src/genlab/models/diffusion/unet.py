@@ -8,10 +8,13 @@ a 3x3 convolution. With ``attention`` a single-head self-attention layer follows
 block at the lowest resolution and sits in the middle block (Ho et al. use it at 16x16).
 
 The time embedding is the sinusoidal position encoding of Vaswani et al. 2017 (section 3.5) of
-a real-valued time, through a two-layer MLP; it is an additive vector, so a class embedding
-can be added to it later. The last convolution of each residual block, of each attention
-layer and of the output starts at zero, so a fresh network outputs zeros (Ho et al.'s
-initialisation).
+a real-valued time, through a two-layer MLP. A class-conditional network (``num_classes`` > 0)
+adds a learned class embedding to it before the MLP's last SiLU (as Dhariwal & Nichol 2021 add
+theirs); its table has one row more than there are classes, the null label (index
+``num_classes``) that stands for "no class" in classifier-free guidance (Ho & Salimans 2022).
+An unconditional network has no such table: its parameters are those it always had. The last
+convolution of each residual block, of each attention layer and of the output starts at zero,
+so a fresh network outputs zeros (Ho et al.'s initialisation).
 
 Sides must halve exactly: ``channel_mults`` of length L needs H and W divisible by 2^(L-1)
 (28x28: at most 3 levels, 28 -> 14 -> 7; 32x32: up to 6).
@@ -147,7 +150,8 @@ class Upsample(nn.Module):
 
 
 class UNet(nn.Module):
-    """eps/x0/v/velocity network: images (B, C, H, W) and times (B,) -> (B, C, H, W)."""
+    """eps/x0/v/velocity network: images (B, C, H, W), times (B,) and, when conditional,
+    labels (B,) in [0, num_classes] (num_classes: the null label) -> (B, C, H, W)."""
 
     def __init__(
         self,
@@ -156,6 +160,7 @@ class UNet(nn.Module):
         channel_mults: tuple[int, ...],
         blocks: int,
         attention: bool,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         image_channels, height, width = shape
@@ -188,14 +193,31 @@ class UNet(nn.Module):
                 self.up.append(Upsample(c))
         self.norm_out = nn.GroupNorm(group_count(c), c)
         self.conv_out = _zero(nn.Conv2d(c, image_channels, 3, padding=1))
+        self.num_classes = num_classes
+        # built last, so the layers above draw the same initial weights as an unconditional
+        # network's from the same seed
+        self.class_embedding: nn.Embedding | None = (
+            nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
+        )
 
-    def embed_time(self, time: torch.Tensor) -> torch.Tensor:
-        """The additive conditioning vector (B, 4 * channels) of times (B,), after SiLU."""
+    def embed_time(self, time: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The additive conditioning vector (B, 4 * channels) of times (B,), and of labels
+        (B,) for a conditional network (required there, refused otherwise), after SiLU."""
         emb = sinusoidal_embedding(time, self.channels, self.time_in.weight.dtype)
-        return F.silu(self.time_out(F.silu(self.time_in(emb))))
+        emb = self.time_out(F.silu(self.time_in(emb)))
+        if self.class_embedding is None:
+            if labels is not None:
+                raise ValueError("an unconditional U-Net takes no labels")
+        elif labels is None:
+            raise ValueError("a class-conditional U-Net needs labels (the null label for none)")
+        else:
+            emb = emb + self.class_embedding(labels)
+        return F.silu(emb)
 
-    def forward(self, x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
-        emb = self.embed_time(time)  # (B, E)
+    def forward(
+        self, x: torch.Tensor, time: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        emb = self.embed_time(time, labels)  # (B, E)
         h = self.conv_in(x)  # (B, channels, H, W)
         kept = [h]
         for layer in self.down:
