@@ -30,6 +30,7 @@ Binarize = Literal["dynamic", "static", "threshold", "none"]
 # cannot be meant (negative rates, 1e12 epochs); memory limits are checked when building.
 Ranges = dict[str, tuple[float, float]]
 SEED_RANGE = (0, 2**63 - 1)
+GUIDANCE_WEIGHTS = (0.0, 20.0)  # the weights a guided sampler takes (diffusion's MAX_GUIDANCE)
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,9 @@ class EvalConfig:
         "likelihood_images": (1, 10**9),
         "steps_curve": (1, 100_000),
         "steps_curve_samples": (2, 1_000_000),
+        "class_samples": (2, 10_000_000),
+        "guidance_curve": GUIDANCE_WEIGHTS,
+        "guidance_curve_samples": (2, 1_000_000),
         "batch_size": (1, 1_000_000),
         "seed": SEED_RANGE,
         "max_images": (1, 10**9),
@@ -232,6 +236,13 @@ class EvalConfig:
     # diffusion): the step counts (those a model cannot take are left out) and the samples
     steps_curve: tuple[int, ...] = (10, 25, 50, 100, 250, 1000)
     steps_curve_samples: int = 500
+    # a conditional model's class metrics (class_agreement, fd_intra_class): samples drawn for
+    # the classes in turn (labels 0, 1, ..., C-1, 0, 1, ...), the same samples for both
+    class_samples: int = 2000
+    # classifier-free guidance (the guidance_curve metric, a conditional diffusion trained with
+    # label dropout): the weights w (0: unconditional, 1: conditional) and the samples at each
+    guidance_curve: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
+    guidance_curve_samples: int = 500
     batch_size: int = 100  # test images per batch; IWAE splits each batch's k samples further
     seed: int = 1234
     max_images: int | None = None  # evaluate on the first N test images only (quick checks)
@@ -283,6 +294,15 @@ class EvalConfig:
         if self.steps_curve_samples < 2:
             raise ConfigError(
                 f"eval.steps_curve_samples must be >= 2, got {self.steps_curve_samples}"
+            )
+        for key in ("class_samples", "guidance_curve_samples"):
+            if getattr(self, key) < 2:
+                raise ConfigError(f"eval.{key} must be >= 2, got {getattr(self, key)}")
+        low, high = GUIDANCE_WEIGHTS
+        if not self.guidance_curve or not all(low <= w <= high for w in self.guidance_curve):
+            raise ConfigError(
+                f"eval.guidance_curve must be guidance weights in [{low:g}, {high:g}] (0: "
+                f"unconditional, 1: conditional), got {list(self.guidance_curve)}"
             )
 
 

@@ -92,7 +92,12 @@ def test_image_set_keeps_names_through_subsets() -> None:
 def test_run_json_keeps_classes_and_an_older_run_reads_unlabelled(tmp_path: Path) -> None:
     info = DataInfo((1, 8, 8), 2, ("a", "b"), (3, 5))
     record = data_info_record(info)
-    assert record == {"shape": [1, 8, 8], "levels": 2, "classes": ["a", "b"], "class_counts": [3, 5]}
+    assert record == {
+        "shape": [1, 8, 8],
+        "levels": 2,
+        "classes": ["a", "b"],
+        "class_counts": [3, 5],
+    }
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     run.info_path.write_text(json.dumps({"data_info": record}))

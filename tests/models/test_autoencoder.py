@@ -109,6 +109,9 @@ def test_cli_train_reconstruct_interpolate_and_no_sampling(
     sampling |= {f"{name}_means" for name in ("fd", "kid", "precision", "recall", "sharpness")}
     markov = {"nll_ais", "chain"}  # no energy; no corruption, so no denoising chain
     iterative = {"fd_vs_steps"}  # no choice of sampling steps
-    assert set(results["not_applicable"]) == {"nll", "elbo"} | sampling | markov | iterative
+    conditional = {"class_agreement", "fd_intra_class", "gen_classifier", "guidance_curve"}
+    assert set(results["not_applicable"]) == (
+        {"nll", "elbo"} | sampling | markov | iterative | conditional
+    )
     assert {"recon_mse", "probe_logreg_acc_n1000", "train_images_per_s"} <= set(results["metrics"])
     assert results["metrics"]["recon_mse"]["value"] < 0.5

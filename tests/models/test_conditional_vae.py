@@ -116,17 +116,18 @@ def test_iwae_bound_is_the_weighted_sum_written_out():
 
 
 def test_marginal_likelihood_sums_the_classes_with_the_same_noise():
-    """log p(x) = logsumexp_y(log p(x|y) + log p(y)), each class's bound drawn in turn from
-    one generator; log p(y|x) sums to one and is Bayes' rule on the same numbers."""
+    """log p(x) = logsumexp_y(log p(x|y) + log p(y)), every class's bound drawn with the same
+    noise (common random numbers); log p(y|x) sums to one and is Bayes' rule on the same
+    numbers."""
     torch.manual_seed(0)
     model = build(classes="abc", counts=(1, 2, 5)).eval()
     torch.nn.init.normal_(model.encoder_label.columns.weight)
     torch.testing.assert_close(model.class_log_prior, torch.tensor([1.0, 2.0, 5.0]).div(8).log())
     x = halves(2)[0]
     marginal = model.log_likelihood(x, k=4, generator=gen(6))
-    g = gen(6)
     per_class = torch.stack(
-        [model.log_likelihood(x, k=4, generator=g, y=full(4, c)).values for c in range(3)], 1
+        [model.log_likelihood(x, k=4, generator=gen(6), y=full(4, c)).values for c in range(3)],
+        1,
     )
     assert (per_class.std(1) > 1e-3).all()  # the label matters: a real sum over classes
     want = torch.logsumexp(per_class + model.class_log_prior, 1)

@@ -8,7 +8,6 @@ from genlab.errors import RunError
 from genlab.models.base import GenerativeModel, SupportsEncode, code_of, device_of
 from genlab.models.common.distributions import DiagonalGaussian
 
-
 # why the codes of a conditional encoder are not features (probe, finetune, embed, views)
 CONDITIONAL_CODES = (
     "the codes of a conditional {family} are computed given each image's label, so they carry "

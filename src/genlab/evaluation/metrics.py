@@ -162,6 +162,10 @@ class NegativeLogLikelihood(Metric):
 
 @dataclass
 class Elbo(Metric):
+    """The test ELBO. Not applicable to a conditional model: its ELBO bounds log p(x | y),
+    which does not compare with an unconditional model's; its log p(x) is the nll metric's
+    (through the sum over classes), its -log p(x | y) the gen_classifier metric's."""
+
     description = "test ELBO in nats with its reconstruction and KL terms"
     direction = "higher"
 
@@ -174,6 +178,11 @@ class Elbo(Metric):
     def not_applicable(self, ctx: EvalContext) -> str | None:
         if not isinstance(ctx.model, SupportsElbo):
             return f"the {ctx.model.family} family has no evidence lower bound"
+        if ctx.model.conditional:  # its nll is log p(x) through the sum over classes
+            return (
+                "a conditional model's ELBO bounds log p(x | y), not log p(x): see nll for "
+                "log p(x) and gen_classifier for -log p(x | y)"
+            )
         return None
 
     def compute(self, ctx: EvalContext) -> MetricResult:
@@ -203,9 +212,14 @@ class Elbo(Metric):
 
 @dataclass
 class ReconstructionError(Metric):
+    """Reconstruction from the code. A conditional model's encoder and decoder are given each
+    test image's label: its figure is named ``recon_mse_given_label`` (it does not compare
+    with an unconditional model's ``recon_mse``), and needs labelled evaluation images."""
+
     description = (
         "reconstruction from the code (posterior mean for a VAE): mean squared error per pixel "
-        "in [0, 1] units, and -log p(x | z=mean) in nats when the model has a likelihood"
+        "in [0, 1] units, and -log p(x | z=mean) in nats when the model has a likelihood; a "
+        "conditional model's given each image's label (recon_mse_given_label)"
     )
 
     def format(self, entry: dict[str, Any]) -> str:
@@ -217,21 +231,38 @@ class ReconstructionError(Metric):
     def not_applicable(self, ctx: EvalContext) -> str | None:
         if not isinstance(ctx.model, SupportsReconstruct):
             return f"the {ctx.model.family} family does not reconstruct its input"
+        if ctx.model.conditional and evaluation_labels(ctx) is None:
+            return "a conditional model reconstructs given each image's label, and there are none"
         return None
 
     def compute(self, ctx: EvalContext) -> MetricResult:
-        model = cast(SupportsReconstruct, ctx.model)  # checked by not_applicable
-        squared, nll = [], []
+        model: Any = ctx.model  # reconstructs (checked by not_applicable), given labels or not
+        labels = evaluation_labels(ctx) if ctx.model.conditional else None
+        squared, nll, start = [], [], 0
         for x in ctx.batch_bar("recon_error"):
-            recon = model.reconstruct(x)
+            given: dict[str, torch.Tensor] = {}
+            if labels is not None:
+                given["y"] = labels[start : start + x.shape[0]].to(x.device)
+            start += x.shape[0]
+            recon = model.reconstruct(x, **given)
             squared.append((recon - x).double().square().flatten(1).mean(1).cpu())
             if isinstance(model, SupportsReconstructionLikelihood):
-                nll.append(-model.reconstruction_log_prob(x).cpu().double())
+                nll.append(-model.reconstruction_log_prob(x, **given).cpu().double())
         mse, sem = mean_and_sem(torch.cat(squared))
         details: dict[str, Any] = {"stderr_images": sem, "code": "posterior mean"}
+        if labels is not None:
+            details["code"] = "posterior mean given the image's label"
         if nll:
             details["nll_given_code_nats"] = torch.cat(nll).mean().item()
-        return MetricResult("recon_mse", mse, "per pixel", details)
+        name = "recon_mse" if labels is None else "recon_mse_given_label"
+        return MetricResult(name, mse, "per pixel", details)
+
+
+def evaluation_labels(ctx: EvalContext) -> torch.Tensor | None:
+    """The labels (int64 (N,), on the CPU) of the evaluation images, or None without labels."""
+    split = getattr(ctx.data, ctx.split, None) if ctx.data is not None else None
+    labels = getattr(split, "labels", None)
+    return None if labels is None else labels[: ctx.images.shape[0]].long()
 
 
 METRICS.register("nll")(NegativeLogLikelihood())

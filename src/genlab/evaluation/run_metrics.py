@@ -24,7 +24,7 @@ import torch
 from genlab import noise
 from genlab.devices import describe, synchronize
 from genlab.evaluation.context import EvalContext
-from genlab.evaluation.features import encode_images
+from genlab.evaluation.features import CONDITIONAL_CODES, encode_images
 from genlab.evaluation.metrics import METRICS, Metric, MetricResult
 from genlab.evaluation.probe import probe_features
 from genlab.models.autoregressive.sampling import AutoregressiveModel, sample_autoregressive
@@ -68,6 +68,9 @@ def sampler_speedup(model: AutoregressiveModel, seed: int) -> dict[str, float | 
 
 @dataclass
 class ProbeAccuracy(Metric):
+    """A linear probe on the codes. Not applicable to a conditional model: its encoder is
+    given the label, so its codes carry the answer the probe is asked for."""
+
     description = "linear probe (logistic regression) test accuracy on the encoder's codes"
     direction = "higher"
 
@@ -77,6 +80,8 @@ class ProbeAccuracy(Metric):
     def not_applicable(self, ctx: EvalContext) -> str | None:
         if not isinstance(ctx.model, SupportsEncode):
             return f"the {ctx.model.family} family has no encoder to probe"
+        if ctx.model.conditional:  # its codes carry the label the probe is asked for
+            return CONDITIONAL_CODES.format(family=ctx.model.family)
         if not ctx.has_labels():
             return "the data have no labels to probe with"
         return None

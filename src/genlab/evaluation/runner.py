@@ -20,6 +20,8 @@ from typing import Any
 
 from genlab.config import EvalConfig
 from genlab.errors import ConfigError
+from genlab.evaluation import class_metrics as _class_metrics  # noqa: F401  (registers metrics)
+from genlab.evaluation import guidance_metrics as _guidance  # noqa: F401  (registers metrics)
 from genlab.evaluation import markov_metrics as _markov_metrics  # noqa: F401  (registers metrics)
 from genlab.evaluation import run_metrics as _run_metrics  # noqa: F401  (registers metrics)
 from genlab.evaluation import sample_metrics as _sample_metrics  # noqa: F401  (registers metrics)

@@ -15,6 +15,10 @@ import math
 import statistics
 from collections.abc import Callable
 
+from genlab.reporting.conditional_claims import (
+    conditioning_improves_likelihood,
+    guidance_trades_diversity_for_fidelity,
+)
 from genlab.reporting.diffusion_claims import (
     diffusion_bound,
     diffusion_sampling_slow,
@@ -397,6 +401,19 @@ CLAIMS: list[tuple[str, str, tuple[str, ...], Check]] = [
         "class kept by chains from test images; FD by chain length",
         EITHER,
         chains_mix_slowly,
+    ),
+    (
+        "conditioning on the label improves likelihood",
+        "log p(x) through the sum over classes vs the unconditional run of the same family, "
+        "same protocol",
+        EITHER,
+        conditioning_improves_likelihood,
+    ),
+    (
+        "guidance trades diversity for fidelity",
+        "precision, recall and class agreement from guidance weight 1 to the largest measured",
+        GREY_FIRST,
+        guidance_trades_diversity_for_fidelity,
     ),
 ]
 

@@ -147,6 +147,49 @@ def fd_versus_steps(curves: dict[str, list[dict[str, float]]], path: Path) -> Pa
     return save_figure(figure, path)
 
 
+GUIDANCE_PANELS = (
+    (("precision", "recall"), "precision (solid), recall (dashed)"),
+    (("class_agreement",), "class agreement"),
+    (("fd",), "FD of samples"),
+)
+
+
+def guidance_versus_weight(curves: dict[str, list[dict[str, float]]], path: Path) -> Path | None:
+    """Classifier-free guidance's trade: precision and recall, class agreement and FD against
+    the guidance weight w (0 unconditional, 1 conditional): ``curves`` maps a run name to the
+    ``guidance_curve`` metric's points. None when no run has a point."""
+    curves = {name: points for name, points in curves.items() if points}
+    if not curves:
+        return None
+    figure = Figure(figsize=(13.0, 3.8))
+    for index, (keys, label) in enumerate(GUIDANCE_PANELS):
+        axes = figure.add_subplot(1, len(GUIDANCE_PANELS), index + 1)
+        for number, (name, points) in enumerate(curves.items()):
+            weights = [p["guidance"] for p in points]
+            for key, style in zip(keys, ("-", "--"), strict=False):
+                axes.plot(
+                    weights,
+                    [p[key] for p in points],
+                    style,
+                    color=f"C{number}",
+                    marker="o",
+                    label=name if key == keys[0] else None,
+                )
+        axes.axvline(1.0, color="grey", linewidth=0.8, alpha=0.5)  # the conditional model
+        axes.set_xlabel("guidance weight w")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+        if index == 0:
+            axes.legend(fontsize=7)
+    figure.suptitle(
+        "classifier-free guidance: fidelity (precision, class agreement) against diversity "
+        "(recall); w = 1 is the conditional model",
+        fontsize=9,
+    )
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
 def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str, path: Path) -> Path:
     """Codes (N, L) projected on their first two principal components, coloured by label."""
     centred = codes - codes.mean(0)

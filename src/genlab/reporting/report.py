@@ -21,6 +21,7 @@ from genlab.models import MODELS
 from genlab.reporting.claims import CurvePoint, RunSummary, Verdict, check_claims
 from genlab.reporting.plots import (
     fd_versus_steps,
+    guidance_versus_weight,
     quality_vs_compute,
     sample_quality_vs_compute,
     training_curves,
@@ -73,6 +74,7 @@ class Report:
     tables: tuple[Table, ...] = ()  # the caller's, shown after the list of runs
     taxonomy: str | None = None  # the tree of model kinds with the runs on its leaves
     steps_curve: str | None = None  # FD and images/s against sampling steps (diffusion)
+    guidance_curve: str | None = None  # precision, recall, class agreement, FD against w
 
 
 def summarise(run: RunDir) -> RunSummary:
@@ -276,6 +278,12 @@ def build_report(
         if (found := e.summary.metric("fd_vs_steps")) is not None
     }
     steps = fd_versus_steps(step_points, out / "images" / "steps.png")
+    guidance_points = {
+        e.run.path.name: found[1]["points"]
+        for e in entries
+        if (found := e.summary.metric("guidance_curve_")) is not None
+    }
+    guidance = guidance_versus_weight(guidance_points, out / "images" / "guidance.png")
     return Report(
         entries,
         metric_order(entries),
@@ -289,4 +297,5 @@ def build_report(
         tables,
         "images/taxonomy.png" if tree else None,
         "images/steps.png" if steps else None,
+        "images/guidance.png" if guidance else None,
     )

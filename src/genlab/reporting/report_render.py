@@ -127,6 +127,10 @@ def render_markdown(report: Report) -> str:
     if report.steps_curve:
         lines += ["", f"![FD and speed vs sampling steps]({report.steps_curve})", ""]
         lines.append(f"*{STEPS_CAPTION}*")
+    if report.guidance_curve:
+        lines += ["", "## Classifier-free guidance", ""]
+        lines += [f"![guidance: fidelity against diversity]({report.guidance_curve})", ""]
+        lines.append(f"*{GUIDANCE_CAPTION}*")
     if report.curves:
         lines += ["", "## Training curves", "", f"![training curves]({report.curves})"]
     lines += ["", "## Runs", ""]
@@ -283,6 +287,12 @@ def _html_figures(report: Report) -> list[str]:
             f"<figure><img src='{esc(report.steps_curve)}' alt='FD and speed vs sampling steps'>"
             f"<figcaption>{esc(STEPS_CAPTION)}</figcaption></figure>"
         )
+    if report.guidance_curve:
+        parts.append(
+            "<h2 id='guidance'>Classifier-free guidance</h2>"
+            f"<figure><img src='{esc(report.guidance_curve)}' alt='guidance: fidelity against "
+            f"diversity'><figcaption>{esc(GUIDANCE_CAPTION)}</figcaption></figure>"
+        )
     if report.curves:
         parts.append(f"<h2>Training curves</h2><img src='{esc(report.curves)}' alt='curves'>")
     return parts
@@ -291,6 +301,13 @@ def _html_figures(report: Report) -> list[str]:
 STEPS_CAPTION = (
     "FD (feature network) and images/s of an iterative sampler against its number of steps: "
     "one seed, eval.steps_curve_samples samples per count (the fd_vs_steps metric)"
+)
+
+
+GUIDANCE_CAPTION = (
+    "Precision and recall (k-NN manifolds), class agreement and FD (feature network) of a "
+    "conditional sampler against the guidance weight w: one seed for every weight, "
+    "eval.guidance_curve_samples samples for the classes in turn (the guidance_curve metric)"
 )
 
 

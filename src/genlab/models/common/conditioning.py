@@ -42,9 +42,17 @@ def class_log_likelihoods(
     model: Any, x: torch.Tensor, *, k: int, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, list[LogLikelihood]]:
     """log p(x | y) for every class y: values (B, num_classes) and each class's result (its
-    kind, standard errors and protocol), from ``model.log_likelihood(x, k=k, y=...)``."""
+    kind, standard errors and protocol), from ``model.log_likelihood(x, k=k, y=...)``.
+
+    Every class's estimate draws the same random numbers (the generator is rewound before
+    each): a Monte-Carlo estimator (an IWAE bound's z, a diffusion bound's timesteps and
+    noise) then differs between classes by the label alone, not by independent noise, which
+    would make the classifier noisier and bias the log-sum-exp of the marginal upwards."""
     results = []
+    start = None if generator is None else generator.get_state()
     for label in range(model.num_classes):
+        if generator is not None and start is not None:
+            generator.set_state(start)
         y = torch.full((x.shape[0],), label, dtype=torch.int64, device=x.device)
         results.append(model.log_likelihood(x, k=k, generator=generator, y=y))
     return torch.stack([r.values for r in results], dim=1), results
