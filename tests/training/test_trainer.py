@@ -58,7 +58,14 @@ def test_run_folder_contents(tiny_config):
         "model.safetensors",
     } <= names
     info = json.loads(run.info_path.read_text())
-    assert info["seeds"]["train"] == 0 and info["data_info"] == {"shape": [1, 8, 8], "levels": 2}
+    assert info["seeds"]["train"] == 0
+    assert info["data_info"] == {
+        "shape": [1, 8, 8],
+        "levels": 2,
+        "classes": [str(i) for i in range(10)],
+        "class_counts": info["data_info"]["class_counts"],
+    }
+    assert sum(info["data_info"]["class_counts"]) == info["data"]["train"]
     records = [r for r in run.read_metrics() if r["kind"] == "epoch"]
     assert len(records) == 2
     assert {"train/loss", "val/loss", "val/elbo", "images_per_s"} <= set(records[0])
