@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 setup: $(VENV)/.installed
 
-# the tests also exercise the optional TensorBoard and MLflow loggers
+# the tests also exercise the optional TensorBoard and MLflow loggers and `genlab serve`
 setup-extras: $(VENV)/.extras
 
 # torch 2.13.0 goes in first, on its own, so that pip never pulls a CUDA build.
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.extras: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[test,tensorboard,mlflow]"
+	$(BIN)/pip install --quiet -e ".[test,tensorboard,mlflow,serve]"
 	touch $@
 
 demo: setup

@@ -1,5 +1,5 @@
 """The ``genlab`` command line: train | eval | sample | reconstruct | interpolate | embed |
-probe | finetune | compare | zoo | list | demo.
+probe | finetune | compare | zoo | list | serve | demo.
 
 User mistakes (bad config keys or values, bad data files, missing runs) print one line
 ``genlab: error: ...`` without a traceback and exit with status 2, writing nothing.
@@ -327,6 +327,28 @@ def _metric_line(metric: Any) -> str:
     return f"{metric.description} ({metric.direction} is better{extra})"
 
 
+SERVE_EXTRA = "genlab serve needs the serve extra: pip install -e '.[serve]'"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import importlib.util
+    from pathlib import Path
+
+    if any(importlib.util.find_spec(name) is None for name in ("starlette", "uvicorn")):
+        raise GenlabError(SERVE_EXTRA)
+    from genlab.serve.server import serve
+
+    return serve(
+        Path(args.runs_dir),
+        host=args.host,
+        port=args.port,
+        cache_mb=args.cache_mb,
+        queue=args.queue,
+        threads=args.threads,
+        device=args.device or "auto",
+    )
+
+
 def _demo(args: argparse.Namespace) -> int:
     from genlab import api
 
@@ -371,6 +393,7 @@ COMMANDS = {
     "compare": _compare,
     "zoo": _zoo,
     "list": _list,
+    "serve": _serve,
     "demo": _demo,
 }
 

@@ -4,6 +4,7 @@ Argument errors are printed in genlab's one-line form."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import NoReturn
 
 
@@ -70,6 +71,21 @@ def _process_count(text: str) -> int:
             f"must be a whole number of processes, 1 to 1024: {text!r}"
         )
     return value
+
+
+def _bounded(name: str, low: int, high: int) -> Callable[[str], int]:
+    """An argument type: a whole number in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} takes a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be in [{low}, {high}], got {value}")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,6 +286,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list registered models, datasets and metrics")
     p.add_argument("what", nargs="?", choices=["models", "datasets", "metrics"])
+
+    p = sub.add_parser(
+        "serve", help="a local web app: runs, live curves, sampling, latent explorer, compare"
+    )
+    p.add_argument("--runs-dir", default="runs", metavar="DIR", help="default runs/")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; any other is warned "
+        "about)",
+    )
+    p.add_argument(
+        "--port",
+        type=_bounded("--port", 0, 65535),
+        default=8000,
+        help="default 8000 (0: any free port)",
+    )
+    p.add_argument(
+        "--cache-mb",
+        type=_bounded("--cache-mb", 0, 1_000_000),
+        default=1024,
+        metavar="MB",
+        help="memory for loaded models, their test images and codes (default 1024)",
+    )
+    p.add_argument(
+        "--queue",
+        type=_bounded("--queue", 1, 1000),
+        default=8,
+        metavar="N",
+        help="model computations accepted at once; more get 503 busy (default 8)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_bounded("--threads", 1, 1024),
+        metavar="N",
+        help="torch threads of the computations (default: torch's)",
+    )
+    _add_device(p)
 
     p = sub.add_parser("demo", help="train, evaluate and sample a small VAE on digits (~1 min)")
     p.add_argument("--runs-dir", metavar="DIR", help="where the run folder goes (default runs/)")
