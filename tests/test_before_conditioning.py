@@ -29,7 +29,11 @@ def test_old_run_samples_the_same_picture(family: str, tmp_path: Path) -> None:
     run = _copy(family, tmp_path)
     out = api.sample(run, n=16, seed=3, out=tmp_path / "now.png", progress=False)
     before = np.asarray(Image.open(run / "expected-sample-seed3-n16.png"))
-    assert np.array_equal(np.asarray(Image.open(out)), before)
+    now = np.asarray(Image.open(out))
+    assert now.shape == before.shape
+    # the same draws from the same weights: identical here; another CPU's float rounding may
+    # flip a rare pixel, while a changed model or sampler changes a large share of them
+    assert np.mean(now != before) < 0.005
     assert api.open_run(run).model.conditional is False
 
 
@@ -43,7 +47,7 @@ def test_old_run_evaluates_to_the_same_likelihood(family: str, tmp_path: Path) -
     now = json.loads((run / "eval.json").read_text())["metrics"]
     assert set(now) == set(before)
     for name, entry in before.items():
-        assert now[name]["value"] == pytest.approx(entry["value"], rel=1e-9, abs=1e-9), name
+        assert now[name]["value"] == pytest.approx(entry["value"], rel=1e-6), name
 
 
 def test_old_checkpoint_resumes(tmp_path: Path) -> None:
