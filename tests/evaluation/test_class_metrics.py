@@ -24,7 +24,11 @@ from genlab.evaluation.class_metrics import UNCONDITIONAL, classify
 from genlab.evaluation.feature_net import FeatureNetConfig, load_or_train_feature_net
 from genlab.evaluation.runner import evaluate
 from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood
-from genlab.models.common.conditioning import labels_for, marginal_log_likelihood
+from genlab.models.common.conditioning import (
+    class_log_likelihoods,
+    labels_for,
+    marginal_log_likelihood,
+)
 from genlab.models.declarations import Traits
 
 # a feature network that trains in well under a second and still predicts every digit
@@ -279,7 +283,8 @@ def test_posterior_rows_sum_to_one():
     torch.manual_seed(0)
     data, _ = rows_data()
     model = ClassBernoulli(info_of(data), torch.randn(4, 16))
-    values, log_posterior, result = classify(model, data.tensor("test"), k=1)
+    _, results = class_log_likelihoods(model, data.tensor("test"), k=1)
+    values, log_posterior, result = classify(model, results)
     assert values.shape == log_posterior.shape == (60, 4) and result.kind == "exact"
     assert torch.allclose(log_posterior.exp().sum(1), torch.ones(60, dtype=torch.float64))
     # Bayes' rule: the posterior's log-odds between classes are the likelihoods' plus the prior's
@@ -376,3 +381,27 @@ def test_fewer_class_samples_than_two_per_class_decide_no_intra_class_fd(digits)
 def test_bad_class_metric_settings_are_one_line(fields, message):
     with pytest.raises(ConfigError, match=message):
         EvalConfig(**fields)
+
+
+def test_nll_and_the_classifier_share_one_pass_over_the_classes(monkeypatch):
+    """A conditional model's nll (log p(x) through the sum over classes) equals its own
+    marginal log_likelihood, and nll with gen_classifier compute the C likelihoods once."""
+    torch.manual_seed(0)
+    data, _ = rows_data()
+    model = ClassBernoulli(info_of(data), torch.randn(4, 16))
+    calls = Counter()
+    original = ClassBernoulli.log_likelihood
+
+    def counted(self, x, *, k, generator=None, y=None):
+        calls["given" if y is not None else "marginal"] += 1
+        return original(self, x, k=k, generator=generator, y=y)
+
+    monkeypatch.setattr(ClassBernoulli, "log_likelihood", counted)
+    cfg = EvalConfig(metrics=("nll", "gen_classifier"))
+    metrics = evaluate(model, data, cfg, progress=False)["metrics"]
+    batches = -(-data.tensor("test").shape[0] // cfg.batch_size)
+    assert calls == {"given": 4 * batches}  # once per class and batch, for both metrics
+    with torch.no_grad():
+        direct = -original(model, data.tensor("test"), k=1).values.double().mean().item()
+    assert metrics["nll_exact"]["value"] == pytest.approx(direct, rel=1e-6)
+    assert metrics["gen_classifier_acc_exact"]["marginal_nll_nats"] == pytest.approx(direct)

@@ -52,7 +52,6 @@ from genlab.models.base import (
     SupportsSample,
 )
 from genlab.models.common.conditioning import (
-    class_log_likelihoods,
     class_posterior,
     prior_entropy_bits,
 )
@@ -267,13 +266,13 @@ class IntraClassFrechetDistance(Metric):
 
 
 def classify(
-    model: Any, x: torch.Tensor, *, k: int, generator: torch.Generator | None = None
+    model: Any, results: list[LogLikelihood]
 ) -> tuple[torch.Tensor, torch.Tensor, LogLikelihood]:
-    """The generative classifier on a batch: (log P(x | y) (B, C), log p(y | x) (B, C), both
-    float64 on the CPU, and the first class's likelihood result, which names the protocol).
-    log P(x | y) is of the discrete image: for a density on dequantised images its bound, a
-    shift by the same constant for every class, which leaves the posterior as it is."""
-    _, results = class_log_likelihoods(model, x, k=k, generator=generator)
+    """The generative classifier on a batch, from every class's likelihood result: (log
+    P(x | y) (B, C), log p(y | x) (B, C), both float64 on the CPU, and the first class's
+    result, which names the protocol). log P(x | y) is of the discrete image: for a density
+    on dequantised images its bound, a shift by the same constant for every class, which
+    leaves the posterior as it is."""
     dims = model.data_info.num_dims
     values = torch.stack([r.discrete(dims).values for r in results], 1).cpu().double()
     prior = model.get_buffer("class_log_prior").cpu().double()
@@ -314,8 +313,9 @@ class GenerativeClassifier(Metric):
         generator = ctx.generator(stream=k)  # the nll metric's stream: the same draws
         prior = model.get_buffer("class_log_prior").cpu().double()
         given, marginal, posterior, first, start = [], [], [], None, 0
-        for x in ctx.batch_bar("gen_classifier", cfg.likelihood_images):
-            values, log_posterior, result = classify(model, x, k=k, generator=generator)
+        for batch, x in enumerate(ctx.batch_bar("gen_classifier", cfg.likelihood_images)):
+            results = ctx.class_results(batch, x, k, generator)  # shared with nll
+            values, log_posterior, result = classify(model, results)
             first = first or result
             y, start = truth[start : start + x.shape[0]], start + x.shape[0]
             given.append(values.gather(1, y.unsqueeze(1)).squeeze(1))

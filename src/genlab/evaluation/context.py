@@ -26,10 +26,12 @@ from genlab.evaluation.feature_net import FeatureNet, load_or_train_feature_net
 from genlab.models.base import (
     DataInfo,
     GenerativeModel,
+    LogLikelihood,
     SupportsSample,
     SupportsSampleMeans,
     device_of,
 )
+from genlab.models.common.conditioning import class_log_likelihoods
 from genlab.resources import require_fits
 
 SAMPLE_BATCH = 500  # images per call to model.sample when drawing the evaluation samples
@@ -107,6 +109,21 @@ class EvalContext:
     def batch_bar(self, name: str, limit: int | None = None) -> Iterable[torch.Tensor]:
         count = self.images.shape[0] if limit is None else min(limit, self.images.shape[0])
         return self.bar(self.batches(limit), name, -(-count // self.cfg.batch_size))
+
+    def class_results(
+        self, batch: int, x: torch.Tensor, k: int, generator: torch.Generator
+    ) -> list[LogLikelihood]:
+        """log p(x | y) of every class for evaluation batch number ``batch`` (``x``), computed
+        once: the nll metric (log p(x) through the sum over classes) and the generative
+        classifier of a conditional model read the same C likelihoods, drawn from the same
+        generator stream on first use."""
+        return cast(
+            list[LogLikelihood],
+            self.memo(
+                f"class_results_k{k}_{batch}",
+                lambda: class_log_likelihoods(self.model, x, k=k, generator=generator)[1],
+            ),
+        )
 
     def has(self, key: str) -> bool:
         """Whether ``key`` (e.g. "samples") has been computed already."""

@@ -33,6 +33,7 @@ from genlab.models.base import (
     SupportsReconstruct,
     SupportsReconstructionLikelihood,
 )
+from genlab.models.common.conditioning import marginal_of
 from genlab.registry import Registry
 
 
@@ -110,8 +111,12 @@ class NegativeLogLikelihood(Metric):
         first: LogLikelihood | None = None
         k = ctx.model.likelihood_samples(cfg)
         generator = ctx.generator(stream=k)  # independent draws for each k
-        for x in ctx.batch_bar("nll", cfg.likelihood_images):
-            result = model.log_likelihood(x, k=k, generator=generator)
+        for batch, x in enumerate(ctx.batch_bar("nll", cfg.likelihood_images)):
+            if ctx.model.conditional:  # log p(x) from the C likelihoods gen_classifier reads
+                prior = ctx.model.get_buffer("class_log_prior")
+                result = marginal_of(ctx.class_results(batch, x, k, generator), prior)
+            else:
+                result = model.log_likelihood(x, k=k, generator=generator)
             first = first or result
             continuous.append(-result.values.cpu().double())
             values.append(-result.discrete(info.num_dims).values.cpu().double())

@@ -68,10 +68,17 @@ def marginal_log_likelihood(
     model: Any, x: torch.Tensor, *, k: int, generator: torch.Generator | None = None
 ) -> LogLikelihood:
     """log p(x) = log sum_y p(x | y) p(y) of a conditional model, as a :class:`LogLikelihood`
-    of the same kind as its conditional ones. Its standard error, where they have one, is the
-    delta method's: sqrt(sum_y w_y^2 se_y^2) with w = p(y | x)."""
-    values, results = class_log_likelihoods(model, x, k=k, generator=generator)
-    joint = values + model.get_buffer("class_log_prior").to(values)
+    of the same kind as its conditional ones (see :func:`marginal_of`)."""
+    _, results = class_log_likelihoods(model, x, k=k, generator=generator)
+    return marginal_of(results, model.get_buffer("class_log_prior"))
+
+
+def marginal_of(results: list[LogLikelihood], class_log_prior: torch.Tensor) -> LogLikelihood:
+    """log p(x) = log sum_y p(x | y) p(y) from every class's result (in class order) and
+    log p(y). Its standard error, where they have one, is the delta method's:
+    sqrt(sum_y w_y^2 se_y^2) with w = p(y | x)."""
+    values = torch.stack([r.values for r in results], dim=1)
+    joint = values + class_log_prior.to(values)
     total = torch.logsumexp(joint, dim=1)
     stderr = None
     if all(r.stderr is not None for r in results):
@@ -79,7 +86,7 @@ def marginal_log_likelihood(
         weights = torch.softmax(joint, dim=1)
         stderr = (weights.square() * errors.square()).sum(dim=1).sqrt()
     first = results[0]
-    summed = f"log p(x) = log sum_y p(x|y) p(y) over the {model.num_classes} classes"
+    summed = f"log p(x) = log sum_y p(x|y) p(y) over the {len(results)} classes"
     return LogLikelihood(
         total,
         first.kind,
@@ -104,5 +111,6 @@ __all__ = [
     "class_posterior",
     "labels_for",
     "marginal_log_likelihood",
+    "marginal_of",
     "prior_entropy_bits",
 ]
