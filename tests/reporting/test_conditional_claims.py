@@ -195,3 +195,17 @@ def test_the_guidance_curve_is_drawn_and_shown_in_the_report(tmp_path):
     assert "## Classifier-free guidance" in render_markdown(report)
     assert "(images/guidance.png)" in render_markdown(report)
     assert "src='images/guidance.png'" in render_html(report)
+
+
+def test_guidance_of_a_model_still_learning_is_not_decided():
+    """A curve of a model cut short (validation loss still falling by more than 1 % over its
+    last fifth, or too few validation points to tell) decides neither way."""
+    against = [_point(1.0, 0.74, 0.52, 0.43), _point(4.0, 0.63, 0.57, 0.83)]  # as measured
+    assert _verdict(GUIDANCE, _guided(against)).verdict == "does not hold"  # a flat curve
+    falling = _verdict(GUIDANCE, _guided(against, curve=_curve(0.05, 0.04, 0.035, 0.03)))
+    assert falling.verdict == UNDECIDED and "was still learning" in falling.evidence
+    short = _verdict(GUIDANCE, _guided(against, curve=_curve(0.05, 0.04)))
+    assert short.verdict == UNDECIDED and "too few (< 3)" in short.evidence
+    trade = [_point(1.0, 0.70, 0.60, 0.80), _point(4.0, 0.85, 0.40, 0.95)]
+    held = _verdict(GUIDANCE, _guided(trade, curve=_curve(0.05, 0.04, 0.035, 0.03)))
+    assert held.verdict == UNDECIDED

@@ -14,7 +14,13 @@ import json
 import math
 from typing import Any
 
-from genlab.reporting.evidence import UNDECIDED, RunSummary, compare_lower
+from genlab.reporting.evidence import (
+    MIN_CURVE,
+    UNDECIDED,
+    RunSummary,
+    compare_lower,
+    still_learning,
+)
 from genlab.reporting.groups import measured_in
 
 # the metrics only a conditional run has: what tells one apart when its config is unknown
@@ -129,8 +135,9 @@ def guidance_trades_diversity_for_fidelity(runs: list[RunSummary]) -> tuple[str,
     largest weight measured: holds when precision rises and recall falls, each beyond two
     standard errors (binomial, per point), and class agreement does not fall beyond two;
     does not hold when precision or class agreement falls, or recall rises, beyond them; not
-    decided otherwise, without points at w = 1 and above it, or against a run short of its
-    planned epochs. Holds when most guided runs' curves say so."""
+    decided otherwise, without points at w = 1 and above it, or for a run cut short (short of
+    its planned epochs, or its validation loss still falling: :func:`_unfinished`). Holds
+    when most guided runs' curves say so."""
     found = measured_in(runs, "guidance_curve_")
     if not found:
         return "not measured", (
@@ -143,6 +150,37 @@ def guidance_trades_diversity_for_fidelity(runs: list[RunSummary]) -> tuple[str,
         verdicts.append(verdict)
         lines.append(f"{run.name}: {name} {text}")
     return _majority(verdicts, lines)
+
+
+STILL_LEARNING_SHARE = 0.01  # of the validation loss: a smaller gain counts as flat
+
+
+def _unfinished(run: RunSummary) -> str:
+    """Why a guided run's curve cannot carry a verdict ("" when it can): a model cut short
+    (before its planned minimum epochs, too few validation points to tell, or its validation
+    loss still falling by more than 1 % over the last fifth of its training) says how an
+    unfinished model responds to guidance, not how the trained one trades diversity for
+    fidelity."""
+    short = run.short_of_minimum()
+    if short:
+        return short
+    # the curve's validation loss (a diffusion's denoising error) has no standard error of
+    # its own: it counts as still falling when its last part gained more than 1 % of it
+    tolerance = STILL_LEARNING_SHARE * abs(run.curve[-1].val_loss) if run.curve else 0.0
+    moving = still_learning(run, tolerance)
+    if moving is None:
+        return ""
+    improvement, seconds = moving
+    if math.isnan(improvement):
+        return (
+            f"{run.name} logged {len(run.curve)} validation point(s): too few (< {MIN_CURVE}) "
+            "to tell whether it had finished learning; give it a budget for several epochs"
+        )
+    return (
+        f"{run.name} was still learning (its validation loss fell {improvement:.4g} in the "
+        f"last {seconds:.0f} s of training): a curve of a model that has stopped learning "
+        "would decide it"
+    )
 
 
 def _guidance_verdict(run: RunSummary, points: list[dict[str, Any]]) -> tuple[str, str]:
@@ -176,13 +214,13 @@ def _guidance_verdict(run: RunSummary, points: list[dict[str, Any]]) -> tuple[st
     agreement, a_text = change("class_agreement", True)
     text = f"from w = 1 to w = {top:g}: {p_text}, {r_text}, {a_text}; FD "
     text += ", ".join(f"{w:g}: {at[w]['fd']:.2f}" for w in sorted(at))
-    if precision == recall == "holds" and agreement != "does not hold":
-        return "holds", text
-    if "does not hold" in (precision, recall, agreement):
-        return "does not hold", text
-    short = run.short_of_minimum()
-    if short:
-        return UNDECIDED, f"{text}; but {short}"
+    decided = precision == recall == "holds" and agreement != "does not hold"
+    against = "does not hold" in (precision, recall, agreement)
+    unfinished = _unfinished(run)
+    if unfinished:
+        return UNDECIDED, f"{text}; but {unfinished}"
+    if decided or against:
+        return ("holds" if decided else "does not hold"), text
     return UNDECIDED, text + (
         "; precision and recall do not both move beyond 2 s.e. (more samples per weight "
         "narrow the intervals)"
