@@ -42,9 +42,10 @@ from genlab.config import EvalConfig
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo, GenerativeModel, LogLikelihood
 from genlab.models.common.conditioning import labels_for, marginal_log_likelihood
-from genlab.models.declarations import GREY, TinyConfig, Traits, ZooEntry
+from genlab.models.declarations import Traits
 from genlab.models.diffusion import likelihood, pixels, samplers
 from genlab.models.diffusion.config import DiffusionConfig, check_sampler
+from genlab.models.diffusion.declarations import TINY_CONFIGS, ZOO_ENTRIES
 from genlab.models.diffusion.guidance import (
     LabelledPrediction,
     Prediction,
@@ -60,20 +61,6 @@ from genlab.models.registry import MODELS
 TIME_SCALE = 1000.0  # the time embedding sees t * 1000 / T (ddpm) or t * 1000 (flow matching)
 
 
-TINY = {"channels": 8, "channel_mults": [1, 2], "blocks": 1, "attention": True}
-TINY_DDPM = {**TINY, "timesteps": 20, "sample_steps": 4}
-TINY_FLOW = {
-    **TINY,
-    "objective": "flow_matching",
-    "sampler": "euler",
-    "sample_steps": 4,
-    "ode_solver": "heun",
-    "ode_steps": 2,
-}
-ZOO_NET = {"channels": 16, "channel_mults": [1, 2], "blocks": 1, "attention": False}
-ZOO_EVAL = {"steps_curve": [5, 10, 20, 50], "steps_curve_samples": 200}
-
-
 @MODELS.register("diffusion")
 class Diffusion(GenerativeModel[DiffusionConfig]):
     """DDPM or flow matching with a U-Net: iterative sampling, a bound or an ODE estimate."""
@@ -84,65 +71,8 @@ class Diffusion(GenerativeModel[DiffusionConfig]):
         "denoising diffusion (DDPM/DDIM) or flow matching, U-Net; iterative sampling, "
         "likelihood bound (DDPM) or ODE estimate (flow matching)"
     )
-    tiny_configs = {
-        "ddpm_eps": TinyConfig(TINY_DDPM, 256),
-        "ddpm_v": TinyConfig(
-            {
-                **TINY,
-                "prediction": "v",
-                "schedule": "cosine",
-                "variance": "beta",
-                "timesteps": 20,
-                "sampler": "ddpm",
-                "sample_steps": 5,
-            },
-            256,
-        ),
-        "flow_matching": TinyConfig(TINY_FLOW, 256),
-        "ddpm_cond": TinyConfig({**TINY_DDPM, "conditional": True}, 256),
-        "flow_matching_cond": TinyConfig({**TINY_FLOW, "conditional": True}, 256),
-    }
-    # the zoo's U-Net is the smallest that samples recognisable garments within minutes on a
-    # CPU (16 channels at 28x28, 32 at 14x14, no attention: about 350 training images/s on
-    # two threads); its evaluation is sized to the same minutes: 20 sampling steps, the FD
-    # against steps on 200 samples up to 50 steps, the bound on 1000 test images with 10
-    # Monte-Carlo steps each, the ODE estimate on 500 with 8 Heun steps
-    zoo_entries = (
-        ZooEntry(
-            "diffusion-grey",
-            GREY,
-            0.20,
-            2,
-            # variance beta: the tighter bound (with the exact denoiser of Gaussian data the
-            # bound meets the NLL with beta_t, and stays 0.58 nats above it with beta~_t);
-            # DDIM with eta 0, the sampler, does not use it
-            {
-                **ZOO_NET,
-                "objective": "ddpm",
-                "schedule": "cosine",
-                "variance": "beta",
-                "sample_steps": 20,
-            },
-            {"batch_size": 64, "lr": 1e-3, "grad_clip": 1.0, "fd_every": 1, "fd_samples": 1000},
-            {**ZOO_EVAL, "bound_terms": 10, "likelihood_images": 1000},
-        ),
-        ZooEntry(
-            "flow-matching-grey",
-            GREY,
-            0.15,
-            2,
-            {
-                **ZOO_NET,
-                "objective": "flow_matching",
-                "sampler": "euler",
-                "sample_steps": 20,
-                "ode_solver": "heun",
-                "ode_steps": 8,
-            },
-            {"batch_size": 64, "lr": 1e-3, "grad_clip": 1.0, "fd_every": 1, "fd_samples": 1000},
-            {**ZOO_EVAL, "likelihood_images": 500},
-        ),
-    )
+    tiny_configs = TINY_CONFIGS
+    zoo_entries = ZOO_ENTRIES
     default_ema_decay = 0.999
 
     def __init__(self, config: DiffusionConfig, data_info: DataInfo) -> None:
@@ -372,40 +302,18 @@ class Diffusion(GenerativeModel[DiffusionConfig]):
             else guided(self._network(), labels, self.null_label, guidance)
         )
         ref = next(self.parameters())
-        like = torch.empty(0, dtype=ref.dtype, device=ref.device)
-        shape = (n, *self.data_info.shape)
-        if name in ("euler", "heun"):
-            z = samplers.ode_sample(
-                prediction,
-                shape,
-                steps=steps,
-                method="euler" if name == "euler" else "heun",
-                generator=generator,
-                like=like,
-                progress=progress,
-            )
-            return pixels.quantise_bins(z)
-        if name == "ddpm":
-            z = samplers.ddpm_sample(
-                self._denoiser(prediction),
-                shape,
-                steps=steps,
-                variance=cfg.variance,
-                generator=generator,
-                like=like,
-                progress=progress,
-            )
-        else:
-            z = samplers.ddim_sample(
-                self._denoiser(prediction),
-                shape,
-                steps=steps,
-                eta=eta,
-                generator=generator,
-                like=like,
-                progress=progress,
-            )
-        return pixels.quantise_grid(z)
+        return samplers.draw_images(
+            name,
+            prediction,
+            self._denoiser,
+            (n, *self.data_info.shape),
+            steps=steps,
+            eta=eta,
+            variance=cfg.variance,
+            generator=generator,
+            like=torch.empty(0, dtype=ref.dtype, device=ref.device),
+            progress=progress,
+        )
 
     @property
     def max_sample_steps(self) -> int:
@@ -482,28 +390,8 @@ class Diffusion(GenerativeModel[DiffusionConfig]):
             generator=generator,
             progress=progress,
         )
-        steps = self.config.timesteps
-        samples = steps if terms is None else terms
-        method = (
-            f"variational bound of Ho et al. 2020 eq. 5 (prior KL, {steps} KL terms with "
-            f"variance {self.config.variance}, discretised Gaussian decoder): "
-            + (
-                "every term summed"
-                if terms is None
-                else f"L_0 exact, and one step t drawn uniformly in each of {terms} equal "
-                f"strata of 1..{steps - 1} per image (stratified Monte Carlo, {terms + 1} "
-                "passes); MC s.e. by collapsed strata (conservative)"
-            )
-            + "; an upper bound on -log P(x)"
-        )
-        protocol = "diffusion_bound_all" if terms is None else f"diffusion_bound_t{terms}"
-        return LogLikelihood(
-            -estimate.values,
-            "elbo",
-            estimate.stderr,
-            samples=samples,
-            protocol=protocol,
-            method=method,
+        return likelihood.bound_result(
+            estimate, timesteps=self.config.timesteps, terms=terms, variance=self.config.variance
         )
 
     def ode_likelihood(
@@ -537,24 +425,13 @@ class Diffusion(GenerativeModel[DiffusionConfig]):
             )
             values.append(estimate.values)
             stderr = estimate.stderr
-        stacked = torch.stack(values) + self.data_info.num_dims * math.log(2.0)  # dz/dy = 2
-        if draws > 1:
-            stderr = stacked.std(0) / math.sqrt(draws)
-        method = (
-            f"probability-flow ODE, {cfg.ode_solver} with {cfg.ode_steps} steps, divergence by "
-            f"Hutchinson's estimator ({cfg.probes} {cfg.probe} probe(s)), {draws} draw(s) of "
-            "the dequantisation noise averaged: an estimate (discretisation and probe noise) "
-            "of the dequantisation bound of the continuous density's -log p"
-        )
-        return LogLikelihood(
-            stacked.mean(0),
-            "estimate",
+        return likelihood.ode_result(
+            torch.stack(values) + self.data_info.num_dims * math.log(2.0),  # dz/dy = 2
             stderr,
-            of="dequantised",
-            levels=pixels.LEVELS,
-            samples=draws,
-            protocol=f"ode_{cfg.ode_solver}_s{cfg.ode_steps}_p{cfg.probes}_k{draws}",
-            method=method,
+            solver=cfg.ode_solver,
+            steps=cfg.ode_steps,
+            probes=cfg.probes,
+            probe=cfg.probe,
         )
 
     # -- noise codes -----------------------------------------------------------------------

@@ -24,12 +24,14 @@ seed gives the same images); results stay in model space: the family quantises t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
 from tqdm.auto import tqdm
 
 from genlab import noise
+from genlab.models.diffusion import pixels
 from genlab.models.diffusion.objectives import Velocity
 from genlab.models.diffusion.ode import Method, integrate
 from genlab.models.diffusion.schedules import Denoiser
@@ -163,6 +165,57 @@ def ode_invert(
     """Flow matching: data -> noise, dx/dt = v(x, t) integrated from t = 0 to 1."""
     field = _velocity_field(velocity, z0.shape[0])
     return integrate(field, (z0,), 0.0, 1.0, steps, method, progress=progress, desc=method)[0]
+
+
+def draw_images(
+    name: str,
+    prediction: Velocity,
+    denoiser: Callable[[Velocity], Denoiser],
+    shape: tuple[int, ...],
+    *,
+    steps: int,
+    eta: float,
+    variance: Literal["posterior", "beta"],
+    generator: torch.Generator | None,
+    like: torch.Tensor,
+    progress: bool,
+) -> torch.Tensor:
+    """Images (shape) as k / 255 from the network's ``prediction`` by the sampler ``name``:
+    ``euler`` or ``heun`` on the flow-matching ODE (quantised by bins), or ``ddpm`` / ``ddim``
+    with the :class:`Denoiser` that ``denoiser`` makes of it (quantised on the grid)."""
+    if name in ("euler", "heun"):
+        method: Method = "euler" if name == "euler" else "heun"
+        z = ode_sample(
+            prediction,
+            shape,
+            steps=steps,
+            method=method,
+            generator=generator,
+            like=like,
+            progress=progress,
+        )
+        return pixels.quantise_bins(z)
+    if name == "ddpm":
+        z = ddpm_sample(
+            denoiser(prediction),
+            shape,
+            steps=steps,
+            variance=variance,
+            generator=generator,
+            like=like,
+            progress=progress,
+        )
+    else:
+        z = ddim_sample(
+            denoiser(prediction),
+            shape,
+            steps=steps,
+            eta=eta,
+            generator=generator,
+            like=like,
+            progress=progress,
+        )
+    return pixels.quantise_grid(z)
 
 
 def network_evaluations(sampler: str, steps: int) -> int:
