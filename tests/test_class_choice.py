@@ -27,7 +27,7 @@ def test_a_class_is_named_or_numbered() -> None:
     assert class_index(("9", "8", "7"), "8") == 1
 
 
-@pytest.mark.parametrize("asked", ["snaker", "8", "-1", ""])
+@pytest.mark.parametrize("asked", ["snaker", "8", "-1", "", "9" * 5000, "\u00b2"])
 def test_unknown_class_lists_the_classes(asked: str) -> None:
     with pytest.raises(ConfigError, match="no such class; the run's classes are 0 t-shirt/top"):
         class_index(FASHION, asked)

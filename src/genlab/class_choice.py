@@ -10,19 +10,19 @@ import torch
 from genlab.errors import ConfigError
 
 
-def class_index(classes: tuple[str, ...], asked: str | int) -> int:
-    """The index of the class ``asked`` (its name, any case, or its index) among ``classes``."""
+def class_index(classes: tuple[str, ...], asked: str | int, what: str = "--class") -> int:
+    """The index of the class ``asked`` (its name, any case, or its index) among ``classes``;
+    a ConfigError naming the classes (and ``what`` was asked) otherwise."""
     text = str(asked).strip()
     lowered = [name.lower() for name in classes]
     if text.lower() in lowered:
         return lowered.index(text.lower())
-    if text.lstrip("-").isdigit() and text.lower() not in lowered:
-        index = int(text)
-        if 0 <= index < len(classes):
-            return index
+    if text.isdecimal() and len(text) < 10 and int(text) < len(classes):
+        return int(text)
     shown = ", ".join(f"{i} {name}" for i, name in enumerate(classes))
     raise ConfigError(
-        f"--class {asked!r}: no such class; the run's classes are {shown} (give a name or an index)"
+        f"{what} {text[:40]!r}: no such class; the run's classes are {shown} (give a name or "
+        "an index)"
     )
 
 

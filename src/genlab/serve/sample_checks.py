@@ -6,6 +6,8 @@ request was queued (:mod:`genlab.serve.params`)."""
 
 from __future__ import annotations
 
+from genlab.class_choice import class_index
+from genlab.errors import ConfigError
 from genlab.models.base import (
     GenerativeModel,
     SupportsGuidance,
@@ -25,18 +27,14 @@ def class_of(model: GenerativeModel, label: str | None) -> int | None:
     """The index of the class ``label`` names (a name, any case, or an index)."""
     if label is None:
         return None
-    classes = model.classes
-    if not classes:
+    if not model.classes:
         raise bad_request(
             f"class is for conditional runs; this {model.family} run is unconditional"
         )
-    lowered = [c.lower() for c in classes]
-    if label.lower() in lowered:
-        return lowered.index(label.lower())
-    if label.isdecimal() and len(label) < 10 and int(label) < len(classes):
-        return int(label)
-    shown = ", ".join(f"{i} {name}" for i, name in enumerate(classes))
-    raise bad_request(f"class {label[:40]!r} is not one of the run's classes: {shown}")
+    try:
+        return class_index(model.classes, label, "class")
+    except ConfigError as refused:
+        raise bad_request(str(refused)) from None
 
 
 def _max_steps(model: GenerativeModel) -> int | None:
