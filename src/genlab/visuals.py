@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -22,6 +23,7 @@ from genlab.errors import ConfigError, RunError
 from genlab.evaluation.features import encode_images
 from genlab.imagegrid import grid_bytes, save_grid
 from genlab.models.base import (
+    GenerativeModel,
     SupportsDecode,
     SupportsEncode,
     SupportsGenerate,
@@ -129,22 +131,122 @@ def sample(
         return save_grid(images.cpu(), path, ncol, text=opened.provenance(), rows=request.rows)
 
     if guidance is not None:
-        return save(
-            _guided(model, n, guidance, labels, generator, steps, sampler, eta, progress),
-            f"sample-seed{seed}-w{guidance:g}"
-            + (f"-steps{steps}" if steps is not None else "")
-            + (f"-{sampler}" if sampler else "")
-            + (f"-eta{eta:g}" if eta is not None else ""),
-        )
-    if (sampler is not None or eta is not None) and not isinstance(model, SupportsStepSampling):
+        _check_guidance(model, guidance, steps)
+        name = f"sample-seed{seed}-w{guidance:g}"
+        name += f"-steps{steps}" if steps is not None else ""
+        name += (f"-{sampler}" if sampler else "") + (f"-eta{eta:g}" if eta is not None else "")
+    elif (sampler is not None or eta is not None) and not isinstance(model, SupportsStepSampling):
         raise ConfigError(
             f"the {model.family} family has no choice of sampler; drop --sampler and --eta "
             "(they are for diffusion runs)"
         )
-    if isinstance(model, SupportsStepSampling) and not (means or temperature is not None):
+    elif isinstance(model, SupportsStepSampling) and not (means or temperature is not None):
         if steps is not None:
             _positive(steps, "--steps")
-        images = _in_chunks(
+        name = f"sample-seed{seed}" + (f"-steps{steps}" if steps is not None else "")
+        name += (f"-{sampler}" if sampler else "") + (f"-eta{eta:g}" if eta is not None else "")
+    elif steps is not None:
+        _positive(steps, "--steps")
+        require_chain(model)
+        name = f"sample-seed{seed}-steps{steps}"
+    else:
+        _check_sampler(model, means, temperature)
+        name = f"means-seed{seed}" if means else f"sample-seed{seed}"
+        name += f"-t{temperature:g}" if temperature is not None else ""
+    images = draw(
+        model,
+        n,
+        generator,
+        steps=steps,
+        sampler=sampler,
+        eta=eta,
+        temperature=temperature,
+        means=means,
+        labels=labels,
+        guidance=guidance,
+        progress=progress,
+    )
+    return save(images, name)
+
+
+def _check_sampler(model: GenerativeModel, means: bool, temperature: float | None) -> None:
+    """A one-line refusal unless the model has the one-go sampler asked for."""
+    if not isinstance(model, SupportsSample):
+        if isinstance(model, SupportsMarkovChain) and model.chain_not_available() is None:
+            raise ConfigError(
+                f"this {model.family} run samples by running its denoising chain: give the "
+                "chain length, e.g. --steps 1000"
+            )
+        raise RunError(
+            f"the {model.family} family cannot sample: a plain autoencoder has no prior over "
+            "its codes to sample from; use `genlab reconstruct` or `genlab interpolate`, train "
+            "a denoising one (model.denoising > 0, model.loss=bce) and use --steps, or train a vae"
+        )
+    if means and not isinstance(model, SupportsSampleMeans):
+        raise RunError(
+            f"the {model.family} family has no mean images apart from its samples; "
+            "drop --means (it is for a vae, whose decoder means differ from its samples)"
+        )
+    if temperature is not None and not isinstance(model, SupportsTemperature):
+        raise ConfigError(
+            f"the {model.family} family has no sampling temperature; drop --temperature "
+            "(it is for flows, whose latents have a Gaussian prior)"
+        )
+
+
+def _check_guidance(model: GenerativeModel, guidance: float, steps: int | None) -> None:
+    """A one-line refusal unless the model can be sampled with guidance ``guidance``."""
+    if not math.isfinite(guidance):
+        raise ConfigError(f"--guidance must be a finite number, got {guidance}")
+    if not isinstance(model, SupportsGuidance):
+        raise ConfigError(
+            f"--guidance is classifier-free guidance of a conditional diffusion; the "
+            f"{model.family} family has none (drop --guidance)"
+        )
+    why = model.guidance_not_available()
+    if why is not None:
+        raise ConfigError(f"--guidance: this {model.family} run cannot be guided: {why}")
+    if steps is not None:
+        _positive(steps, "--steps")
+
+
+def draw(
+    model: GenerativeModel,
+    n: int,
+    generator: torch.Generator,
+    *,
+    steps: int | None = None,
+    sampler: str | None = None,
+    eta: float | None = None,
+    temperature: float | None = None,
+    means: bool = False,
+    labels: torch.Tensor | None = None,
+    guidance: float | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """n images (on the CPU) drawn the way ``genlab sample`` draws them, from a request the
+    caller has checked: with classifier-free guidance, an iterative sampler in ``steps``, a
+    Markov chain of ``steps`` transitions from noise, decoder means, a tempered flow, or the
+    family's own sampler; ``labels`` (n,) for a conditional model asked for classes. The
+    one-go samplers draw SAMPLE_CHUNK images at a time."""
+    if guidance is not None:
+        guide = cast(SupportsGuidance, model)
+        return _in_chunks(
+            n,
+            lambda k, **y: guide.sample_guided(
+                k,
+                guidance=guidance,
+                steps=steps,
+                sampler=sampler,
+                eta=eta,
+                generator=generator,
+                progress=progress,
+                **y,
+            ),
+            labels,
+        )
+    if isinstance(model, SupportsStepSampling) and not (means or temperature is not None):
+        return _in_chunks(
             n,
             lambda k, **y: model.sample_with(
                 k,
@@ -157,98 +259,27 @@ def sample(
             ),
             labels,
         )
-        name = f"sample-seed{seed}" + (f"-steps{steps}" if steps is not None else "")
-        name += f"-{sampler}" if sampler else ""
-        name += f"-eta{eta:g}" if eta is not None else ""
-        return save(images, name)
     if steps is not None:
-        _positive(steps, "--steps")
         start = require_chain(model).chain_start(n, generator=generator)
         images, _ = run_chain(model, start, steps, generator=generator, progress=progress)
-        return save_grid(
-            images.cpu(),
-            out or opened.run.samples / f"sample-seed{seed}-steps{steps}.png",
-            text=opened.provenance(),
-        )
-    if not isinstance(model, SupportsSample):
-        if isinstance(model, SupportsMarkovChain) and model.chain_not_available() is None:
-            raise ConfigError(
-                f"this {model.family} run samples by running its denoising chain: give the "
-                "chain length, e.g. --steps 1000"
-            )
-        raise RunError(
-            f"the {model.family} family cannot sample: a plain autoencoder has no prior over "
-            "its codes to sample from; use `genlab reconstruct` or `genlab interpolate`, train "
-            "a denoising one (model.denoising > 0, model.loss=bce) and use --steps, or train a vae"
-        )
+        return images.cpu()
     if means:
-        if not isinstance(model, SupportsSampleMeans):
-            raise RunError(
-                f"the {model.family} family has no mean images apart from its samples; "
-                "drop --means (it is for a vae, whose decoder means differ from its samples)"
-            )
-        images = _in_chunks(
-            n, lambda k, **y: model.sample_means(k, generator=generator, **y), labels
+        averaged = cast(SupportsSampleMeans, model)
+        return _in_chunks(
+            n, lambda k, **y: averaged.sample_means(k, generator=generator, **y), labels
         )
-        return save(images, f"means-seed{seed}")
     if temperature is not None:
-        if not isinstance(model, SupportsTemperature):
-            raise ConfigError(
-                f"the {model.family} family has no sampling temperature; drop --temperature "
-                "(it is for flows, whose latents have a Gaussian prior)"
-            )
-        images = _in_chunks(
+        tempered = cast(SupportsTemperature, model)
+        return _in_chunks(
             n,
-            lambda k, **y: model.sample_tempered(
+            lambda k, **y: tempered.sample_tempered(
                 k, temperature=temperature, generator=generator, progress=progress, **y
             ),
             labels,
         )
-        return save(images, f"sample-seed{seed}-t{temperature:g}")
-    images = _in_chunks(
-        n, lambda k, **y: model.sample(k, generator=generator, progress=progress, **y), labels
-    )
-    return save(images, f"sample-seed{seed}")
-
-
-def _guided(
-    model: object,
-    n: int,
-    guidance: float,
-    labels: torch.Tensor | None,
-    generator: torch.Generator,
-    steps: int | None,
-    sampler: str | None,
-    eta: float | None,
-    progress: bool,
-) -> torch.Tensor:
-    """n samples with classifier-free guidance of weight ``guidance``, or a one-line refusal."""
-    if not math.isfinite(guidance):
-        raise ConfigError(f"--guidance must be a finite number, got {guidance}")
-    family = getattr(model, "family", "this")
-    if not isinstance(model, SupportsGuidance):
-        raise ConfigError(
-            f"--guidance is classifier-free guidance of a conditional diffusion; the {family} "
-            "family has none (drop --guidance)"
-        )
-    why = model.guidance_not_available()
-    if why is not None:
-        raise ConfigError(f"--guidance: this {family} run cannot be guided: {why}")
-    if steps is not None:
-        _positive(steps, "--steps")
+    sampling = cast(SupportsSample, model)
     return _in_chunks(
-        n,
-        lambda k, **y: model.sample_guided(
-            k,
-            guidance=guidance,
-            steps=steps,
-            sampler=sampler,
-            eta=eta,
-            generator=generator,
-            progress=progress,
-            **y,
-        ),
-        labels,
+        n, lambda k, **y: sampling.sample(k, generator=generator, progress=progress, **y), labels
     )
 
 

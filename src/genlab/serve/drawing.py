@@ -17,15 +17,14 @@ from genlab.errors import ConfigError
 from genlab.imagegrid import grid_array
 from genlab.models.base import (
     GenerativeModel,
-    SupportsGuidance,
     SupportsSample,
     SupportsStepSampling,
-    SupportsTemperature,
     device_of,
 )
 from genlab.models.markov.chain import require_chain, run_chain, snapshot_steps
 from genlab.serve.capabilities import chain_ready
 from genlab.serve.limits import CHAIN_DEFAULT_STEPS
+from genlab.visuals import draw
 
 CHAIN_COLUMNS = 8  # snapshots of a chain picture, the start and the end included
 
@@ -61,35 +60,25 @@ class SampleRequest:
 
 
 def samples(model: GenerativeModel, request: SampleRequest) -> torch.Tensor:
-    """``request.n`` images drawn now, on the CPU: the family's own sampler (a chain of
-    ``steps`` transitions for Markov-chain families, an iterative sampler in ``steps``), the
-    same images for the same request."""
+    """``request.n`` images drawn now, on the CPU, as ``genlab sample`` draws them
+    (:func:`genlab.visuals.draw`): the family's own sampler, a chain of ``steps`` transitions
+    for Markov-chain families (CHAIN_DEFAULT_STEPS where a family samples only by its chain),
+    an iterative sampler in ``steps``; the same images for the same request."""
     where = device_of(model)
-    generator = noise.generator(request.seed, where)
-    n = request.n
+    n, steps = request.n, request.steps
+    one_go = isinstance(model, SupportsSample) or isinstance(model, SupportsStepSampling)
+    if steps is None and not one_go:
+        steps = CHAIN_DEFAULT_STEPS
     labels = None if request.label is None else torch.full((n,), request.label, device=where)
-    given: dict[str, Any] = {} if labels is None else {"y": labels}
-    with torch.no_grad():
-        if request.guidance is not None:
-            if not isinstance(model, SupportsGuidance):
-                raise ConfigError(f"the {model.family} family has no guidance")
-            images = model.sample_guided(
-                n, guidance=request.guidance, y=labels, steps=request.steps, generator=generator
-            )
-        elif isinstance(model, SupportsStepSampling):
-            images = model.sample_with(n, steps=request.steps, generator=generator, **given)
-        elif request.steps is not None or not isinstance(model, SupportsSample):
-            steps = request.steps if request.steps is not None else CHAIN_DEFAULT_STEPS
-            start = require_chain(model).chain_start(n, generator=generator)
-            images, _ = run_chain(model, start, steps, generator=generator)
-        elif request.temperature is not None:
-            if not isinstance(model, SupportsTemperature):
-                raise ConfigError(f"the {model.family} family has no sampling temperature")
-            images = model.sample_tempered(
-                n, temperature=request.temperature, generator=generator, **given
-            )
-        else:
-            images = model.sample(n, generator=generator, **given)
+    images = draw(
+        model,
+        n,
+        noise.generator(request.seed, where),
+        steps=steps,
+        temperature=request.temperature,
+        labels=labels,
+        guidance=request.guidance,
+    )
     return images.float().cpu()
 
 
