@@ -11,29 +11,22 @@ come back to the CPU to be written.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
-from typing import cast
 
 import torch
 
 from genlab import noise
 from genlab.class_choice import class_request
+from genlab.drawing import check_guidance, check_sampler, draw, positive
 from genlab.errors import ConfigError, RunError
 from genlab.evaluation.features import encode_images
 from genlab.imagegrid import grid_bytes, save_grid
 from genlab.models.base import (
-    GenerativeModel,
     SupportsDecode,
     SupportsEncode,
     SupportsGenerate,
-    SupportsGuidance,
-    SupportsMarkovChain,
     SupportsReconstruct,
-    SupportsSample,
-    SupportsSampleMeans,
     SupportsStepSampling,
-    SupportsTemperature,
     code_of,
     device_of,
 )
@@ -45,29 +38,6 @@ from genlab.runs import OpenRun, RunDir, device_overrides, open_run
 Run = OpenRun | RunDir | str | Path
 LATENT_POINTS = 2000  # test images shown in the latent-space view
 IMAGE_COPIES = 8  # float32 copies of a batch of images a sampler and the grid may hold at once
-
-
-def _positive(value: int, what: str) -> None:
-    if value < 1:
-        raise ConfigError(f"{what} must be a positive integer, got {value}")
-
-
-SAMPLE_CHUNK = 1024  # images drawn at once: what sampling holds besides the images is bounded
-
-
-def _in_chunks(
-    n: int, draw: Callable[..., torch.Tensor], labels: torch.Tensor | None = None
-) -> torch.Tensor:
-    """n images drawn SAMPLE_CHUNK at a time (one draw when n is no more), moved to the CPU
-    as they come, so a model's working memory does not grow with n. With ``labels`` (a
-    conditional model asked for classes) each call gets its chunk's labels as ``y``."""
-    parts = []
-    with torch.no_grad():
-        for start in range(0, n, SAMPLE_CHUNK):
-            size = min(SAMPLE_CHUNK, n - start)
-            given = {} if labels is None else {"y": labels[start : start + size]}
-            parts.append(draw(size, **given).cpu())
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def sample(
@@ -101,7 +71,7 @@ def sample(
     ``per_class`` asks for that many of every class (a grid with one labelled row per
     class). ``guidance`` w samples a conditional diffusion with classifier-free guidance:
     0 unconditional, 1 conditional, above 1 further towards the class (Ho & Salimans 2022)."""
-    _positive(n, "n")
+    positive(n, "n")
     if means and steps is not None:
         raise ConfigError("--means and --steps do not go together: a chain draws samples")
     if temperature is not None:
@@ -131,7 +101,7 @@ def sample(
         return save_grid(images.cpu(), path, ncol, text=opened.provenance(), rows=request.rows)
 
     if guidance is not None:
-        _check_guidance(model, guidance, steps)
+        check_guidance(model, guidance, steps)
         name = f"sample-seed{seed}-w{guidance:g}"
         name += f"-steps{steps}" if steps is not None else ""
         name += (f"-{sampler}" if sampler else "") + (f"-eta{eta:g}" if eta is not None else "")
@@ -142,15 +112,15 @@ def sample(
         )
     elif isinstance(model, SupportsStepSampling) and not (means or temperature is not None):
         if steps is not None:
-            _positive(steps, "--steps")
+            positive(steps, "--steps")
         name = f"sample-seed{seed}" + (f"-steps{steps}" if steps is not None else "")
         name += (f"-{sampler}" if sampler else "") + (f"-eta{eta:g}" if eta is not None else "")
     elif steps is not None:
-        _positive(steps, "--steps")
+        positive(steps, "--steps")
         require_chain(model)
         name = f"sample-seed{seed}-steps{steps}"
     else:
-        _check_sampler(model, means, temperature)
+        check_sampler(model, means, temperature)
         name = f"means-seed{seed}" if means else f"sample-seed{seed}"
         name += f"-t{temperature:g}" if temperature is not None else ""
     images = draw(
@@ -169,120 +139,6 @@ def sample(
     return save(images, name)
 
 
-def _check_sampler(model: GenerativeModel, means: bool, temperature: float | None) -> None:
-    """A one-line refusal unless the model has the one-go sampler asked for."""
-    if not isinstance(model, SupportsSample):
-        if isinstance(model, SupportsMarkovChain) and model.chain_not_available() is None:
-            raise ConfigError(
-                f"this {model.family} run samples by running its denoising chain: give the "
-                "chain length, e.g. --steps 1000"
-            )
-        raise RunError(
-            f"the {model.family} family cannot sample: a plain autoencoder has no prior over "
-            "its codes to sample from; use `genlab reconstruct` or `genlab interpolate`, train "
-            "a denoising one (model.denoising > 0, model.loss=bce) and use --steps, or train a vae"
-        )
-    if means and not isinstance(model, SupportsSampleMeans):
-        raise RunError(
-            f"the {model.family} family has no mean images apart from its samples; "
-            "drop --means (it is for a vae, whose decoder means differ from its samples)"
-        )
-    if temperature is not None and not isinstance(model, SupportsTemperature):
-        raise ConfigError(
-            f"the {model.family} family has no sampling temperature; drop --temperature "
-            "(it is for flows, whose latents have a Gaussian prior)"
-        )
-
-
-def _check_guidance(model: GenerativeModel, guidance: float, steps: int | None) -> None:
-    """A one-line refusal unless the model can be sampled with guidance ``guidance``."""
-    if not math.isfinite(guidance):
-        raise ConfigError(f"--guidance must be a finite number, got {guidance}")
-    if not isinstance(model, SupportsGuidance):
-        raise ConfigError(
-            f"--guidance is classifier-free guidance of a conditional diffusion; the "
-            f"{model.family} family has none (drop --guidance)"
-        )
-    why = model.guidance_not_available()
-    if why is not None:
-        raise ConfigError(f"--guidance: this {model.family} run cannot be guided: {why}")
-    if steps is not None:
-        _positive(steps, "--steps")
-
-
-def draw(
-    model: GenerativeModel,
-    n: int,
-    generator: torch.Generator,
-    *,
-    steps: int | None = None,
-    sampler: str | None = None,
-    eta: float | None = None,
-    temperature: float | None = None,
-    means: bool = False,
-    labels: torch.Tensor | None = None,
-    guidance: float | None = None,
-    progress: bool = False,
-) -> torch.Tensor:
-    """n images (on the CPU) drawn the way ``genlab sample`` draws them, from a request the
-    caller has checked: with classifier-free guidance, an iterative sampler in ``steps``, a
-    Markov chain of ``steps`` transitions from noise, decoder means, a tempered flow, or the
-    family's own sampler; ``labels`` (n,) for a conditional model asked for classes. The
-    one-go samplers draw SAMPLE_CHUNK images at a time."""
-    if guidance is not None:
-        guide = cast(SupportsGuidance, model)
-        return _in_chunks(
-            n,
-            lambda k, **y: guide.sample_guided(
-                k,
-                guidance=guidance,
-                steps=steps,
-                sampler=sampler,
-                eta=eta,
-                generator=generator,
-                progress=progress,
-                **y,
-            ),
-            labels,
-        )
-    if isinstance(model, SupportsStepSampling) and not (means or temperature is not None):
-        return _in_chunks(
-            n,
-            lambda k, **y: model.sample_with(
-                k,
-                steps=steps,
-                sampler=sampler,
-                eta=eta,
-                generator=generator,
-                progress=progress,
-                **y,
-            ),
-            labels,
-        )
-    if steps is not None:
-        start = require_chain(model).chain_start(n, generator=generator)
-        images, _ = run_chain(model, start, steps, generator=generator, progress=progress)
-        return images.cpu()
-    if means:
-        averaged = cast(SupportsSampleMeans, model)
-        return _in_chunks(
-            n, lambda k, **y: averaged.sample_means(k, generator=generator, **y), labels
-        )
-    if temperature is not None:
-        tempered = cast(SupportsTemperature, model)
-        return _in_chunks(
-            n,
-            lambda k, **y: tempered.sample_tempered(
-                k, temperature=temperature, generator=generator, progress=progress, **y
-            ),
-            labels,
-        )
-    sampling = cast(SupportsSample, model)
-    return _in_chunks(
-        n, lambda k, **y: sampling.sample(k, generator=generator, progress=progress, **y), labels
-    )
-
-
 def chain(
     run: Run,
     *,
@@ -297,8 +153,8 @@ def chain(
 ) -> Path:
     """n Markov chains over time, one per row, from noise or from test images (``start``);
     columns are the states after 0, 1, 3, ... ``steps`` transitions. Returns the PNG's path."""
-    _positive(n, "n")
-    _positive(steps, "--steps")
+    positive(n, "n")
+    positive(steps, "--steps")
     if start not in ("noise", "test"):
         raise ConfigError(f"a chain starts from noise or test, not {start!r}")
     opened = open_run(run, device_overrides(device), data_path=data_path)
@@ -328,7 +184,7 @@ def test_choice(
     opened: OpenRun, n: int, seed: int, label: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """:func:`test_images` and their labels (None where the data have none)."""
-    _positive(n, "the number of images")
+    positive(n, "the number of images")
     test = opened.data.tensor("test")
     labels = opened.data.split("test").labels
     if label is not None and labels is not None:
@@ -391,8 +247,8 @@ def interpolate(
     A conditional run interpolates within one class: ``label`` (a name or index) holds the
     class fixed along every row (a conditional encoder needs it: its pairs are test images of
     that class); without it a conditional generator draws one class per row from p(y)."""
-    _positive(steps, "steps")
-    _positive(pairs, "pairs")
+    positive(steps, "steps")
+    positive(pairs, "pairs")
     opened = open_run(run, device_overrides(device), data_path=data_path)
     model = opened.model
     require_fits(

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from genlab import noise
+from genlab.drawing import draw
 from genlab.errors import ConfigError
 from genlab.imagegrid import grid_array
 from genlab.models.base import (
@@ -24,7 +25,6 @@ from genlab.models.base import (
 from genlab.models.markov.chain import require_chain, run_chain, snapshot_steps
 from genlab.serve.capabilities import chain_ready
 from genlab.serve.limits import CHAIN_DEFAULT_STEPS
-from genlab.visuals import draw
 
 CHAIN_COLUMNS = 8  # snapshots of a chain picture, the start and the end included
 
@@ -61,7 +61,7 @@ class SampleRequest:
 
 def samples(model: GenerativeModel, request: SampleRequest) -> torch.Tensor:
     """``request.n`` images drawn now, on the CPU, as ``genlab sample`` draws them
-    (:func:`genlab.visuals.draw`): the family's own sampler, a chain of ``steps`` transitions
+    (:func:`genlab.drawing.draw`): the family's own sampler, a chain of ``steps`` transitions
     for Markov-chain families (CHAIN_DEFAULT_STEPS where a family samples only by its chain),
     an iterative sampler in ``steps``; the same images for the same request."""
     where = device_of(model)
